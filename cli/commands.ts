@@ -1,0 +1,74 @@
+import type { Command } from "./command.ts";
+import { notImplemented } from "./command.ts";
+import { inspectCommand } from "./inspect.ts";
+
+const modelFlags = `  --model DIR          converted ONNX model folder (or set PALIGEMMA_MODEL)
+  --backend NAME       onnx (default) or webgpu
+  --max-tokens N       stop after N generated tokens (default 64)
+  --json               one JSON object per image per line on stdout (NDJSON)`;
+
+/** Every subcommand, in the order the top-level help lists them. */
+export const commands: readonly Command[] = [
+  notImplemented(
+    "caption",
+    "describe images",
+    `Usage: pg caption <image...> --model DIR [options]
+
+Writes a caption for each image.
+
+Options:
+${modelFlags}
+  --lang CODE          caption language (default en)`,
+  ),
+  notImplemented(
+    "answer",
+    "answer a question about an image",
+    `Usage: pg answer <image> <question> --model DIR [options]
+
+Answers a question about an image.
+
+Options:
+${modelFlags}
+  --lang CODE          answer language (default en)`,
+  ),
+  notImplemented(
+    "detect",
+    "find objects and their boxes",
+    `Usage: pg detect <image...> <labels> --model DIR [options]
+
+Finds objects ("cat ; dog" or repeated --label) and prints their boxes.
+
+Options:
+${modelFlags}
+  --label NAME         a label to look for (repeatable)
+  --convention NAME    big_vision (default) or hf-demo
+  --expect-label NAME  exit 1 when no object with this label is found`,
+  ),
+  notImplemented(
+    "segment",
+    "find objects and their masks",
+    `Usage: pg segment <image...> <label> --model DIR [options]
+
+Finds objects and decodes their masks with the VQ-VAE decoder.
+
+Options:
+${modelFlags}
+  --vae FILE           vae-oid.npz (default: vqvae_decoder.onnx in the model folder)
+  --masks-dir DIR      write one PNG mask per object`,
+  ),
+  notImplemented(
+    "bench",
+    "measure load, prefill and decode speed",
+    `Usage: pg bench --model DIR [options]
+
+Measures load time, image encoding, prefill, time to first token and decode tokens/s.`,
+  ),
+  notImplemented(
+    "convert",
+    "convert an HF or big_vision checkpoint to ONNX",
+    `Usage: pg convert <src> <dst-dir> [--dtype fp32|fp16|q8|q4] [--vae vae-oid.npz]
+
+Converts an HF folder (safetensors) or a big_vision .npz into an ONNX model folder.`,
+  ),
+  inspectCommand,
+];
