@@ -81,3 +81,22 @@ export function readIndex(ref: TensorRef, index: number): Promise<Uint8Array> {
   const stride = numel(rest) * DTYPE_BYTES[ref.dtype];
   return ref.read(index * stride, stride);
 }
+
+/** The name, element type and shape of a tensor, without its data. */
+export interface TensorSpec {
+  /** Name in the output file. */
+  readonly name: string;
+  /** Element type of the bytes `data()` yields. */
+  readonly dtype: DType;
+  /** Shape, row-major. */
+  readonly shape: readonly number[];
+}
+
+/** Tensor bytes, whole or as chunks that concatenate to the tensor bytes (little-endian). */
+export type TensorData = Uint8Array | AsyncIterable<Uint8Array>;
+
+/** A tensor to write: its spec and a function producing its bytes, called once, in file order. */
+export interface WritableTensor extends TensorSpec {
+  /** Produces the tensor's bytes (`numel(shape) * DTYPE_BYTES[dtype]` in all). */
+  data(): TensorData | Promise<TensorData>;
+}
