@@ -1,5 +1,6 @@
 import type { Command } from "./command.ts";
 import { notImplemented } from "./command.ts";
+import { convertCommand } from "./convert.ts";
 import { inspectCommand } from "./inspect.ts";
 
 const modelFlags = `  --model DIR          converted ONNX model folder (or set PALIGEMMA_MODEL)
@@ -63,12 +64,6 @@ ${modelFlags}
 
 Measures load time, image encoding, prefill, time to first token and decode tokens/s.`,
   ),
-  notImplemented(
-    "convert",
-    "convert an HF or big_vision checkpoint to ONNX",
-    `Usage: pg convert <src> <dst-dir> [--dtype fp32|fp16|q8|q4] [--vae vae-oid.npz]
-
-Converts an HF folder (safetensors) or a big_vision .npz into an ONNX model folder.`,
-  ),
+  convertCommand,
   inspectCommand,
 ];

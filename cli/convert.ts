@@ -1,0 +1,112 @@
+import { dirname, join } from "node:path";
+import * as fs from "node:fs";
+import { openCheckpoint } from "../lib/checkpoint/open.ts";
+import { convertModel, PRECISION_SUFFIX } from "../lib/convert/convert.ts";
+import type { Precision } from "../lib/convert/layers.ts";
+import { commitDir, tempDirBeside } from "../lib/convert/output.ts";
+import { InputError, UsageError } from "../lib/errors.ts";
+import { type Command, parseFlags, stringFlag } from "./command.ts";
+
+const HELP = `Usage: pg convert <src> <dst-dir> [options]
+
+Converts an HF folder (safetensors) or a big_vision .npz into an ONNX model folder in the layout
+transformers.js loads: onnx/{vision_encoder,embed_tokens,decoder_model_merged}<suffix>.onnx plus
+config.json, generation_config.json, preprocessor_config.json and the tokenizer files.
+Converting another --dtype into an existing folder adds that precision's files.
+
+Options:
+  --dtype NAME         fp32 (default), fp16 (fp16 weights), q8 or q4 (MatMulNBits, block 32)
+  --tokenizer FILE     tokenizer.model for a big_vision .npz
+  --vae FILE           vae-oid.npz (segmentation decoder; not converted yet)
+  --final-softcap      apply Gemma 2's final logit soft-cap (big_vision; HF 4.57 does not)`;
+
+const TOKENIZER_FILES = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "tokenizer.model",
+];
+
+/** Copies the HF tokenizer files found in `srcDir` into `out`; returns how many were copied. */
+function copyTokenizer(srcDir: string, out: string): number {
+  let n = 0;
+  for (const f of TOKENIZER_FILES) {
+    const p = join(srcDir, f);
+    if (fs.existsSync(p)) {
+      fs.copyFileSync(p, join(out, f));
+      n++;
+    }
+  }
+  return n;
+}
+
+/** `convert`: checkpoint → ONNX model folder. */
+export const convertCommand: Command = {
+  name: "convert",
+  summary: "convert an HF or big_vision checkpoint to ONNX",
+  help: HELP,
+  async run(args: string[]): Promise<number> {
+    const { values, positionals } = parseFlags("convert", args, {
+      dtype: { type: "string" },
+      tokenizer: { type: "string" },
+      vae: { type: "string" },
+      "final-softcap": { type: "boolean" },
+    });
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    if (positionals.length !== 2) {
+      throw new UsageError("convert: expected <src> <dst-dir> (see 'convert --help')");
+    }
+    const [srcPath, dst] = positionals;
+    const dtype = stringFlag(values, "dtype") ?? "fp32";
+    if (!(dtype in PRECISION_SUFFIX)) {
+      throw new UsageError(`--dtype expects fp32, fp16, q8 or q4, got '${dtype}'`);
+    }
+    if (stringFlag(values, "vae") !== undefined) {
+      throw new UsageError("--vae: converting the VQ-VAE decoder is not implemented yet");
+    }
+    const tokenizer = stringFlag(values, "tokenizer");
+    const ck = await openCheckpoint(srcPath);
+    try {
+      if (ck.format === "onnx") {
+        throw new InputError(`${srcPath}: is already an ONNX model folder`);
+      }
+      if (ck.format === "big_vision" && tokenizer !== undefined) {
+        // TODO(lead): convert tokenizer.model to tokenizer.json + tokenizer_config.json here.
+        throw new UsageError(
+          "--tokenizer: converting tokenizer.model for a big_vision checkpoint is not implemented yet",
+        );
+      }
+      const tmp = await tempDirBeside(dst);
+      try {
+        const started = performance.now();
+        const log = (line: string) => console.error(`convert: ${line}`);
+        const res = await convertModel(ck, tmp, {
+          precision: dtype as Precision,
+          finalSoftcap: values["final-softcap"] === true,
+          log,
+        });
+        if (ck.format === "hf") {
+          const dir = fs.statSync(ck.path).isDirectory() ? ck.path : dirname(ck.path);
+          if (copyTokenizer(dir, tmp) === 0) log(`warning: no tokenizer files in ${dir}`);
+        } else {
+          log("warning: no tokenizer written (big_vision checkpoint without --tokenizer)");
+        }
+        await commitDir(tmp, dst);
+        log(
+          `${res.files.length} files written to ${dst} in ${
+            ((performance.now() - started) / 1000).toFixed(1)
+          } s`,
+        );
+      } catch (err) {
+        await Deno.remove(tmp, { recursive: true }).catch(() => {});
+        throw err;
+      }
+    } finally {
+      ck.close();
+    }
+    return 0;
+  },
+};

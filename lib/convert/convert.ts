@@ -1,0 +1,135 @@
+/**
+ * The converter driver: writes the three ONNX graphs of one precision and the JSON configs of a
+ * transformers.js model folder into a directory.
+ * @module
+ */
+
+import { join } from "node:path";
+import { numel } from "../checkpoint/tensor.ts";
+import { OnnxModelWriter } from "../onnx/builder.ts";
+import {
+  generationConfigJson,
+  type Json,
+  modelConfigJson,
+  preprocessorConfigJson,
+} from "./configs.ts";
+import { buildDecoderGraph } from "./decoder_graph.ts";
+import { buildEmbedGraph, EMBED } from "./embed_graph.ts";
+import type { Precision } from "./layers.ts";
+import type { ConvertSource } from "./source.ts";
+import { buildVisionGraph } from "./vision_graph.ts";
+
+/** File-name suffix of each precision in the transformers.js layout. */
+export const PRECISION_SUFFIX: Readonly<Record<Precision, string>> = {
+  fp32: "",
+  fp16: "_fp16",
+  q8: "_quantized",
+  q4: "_q4",
+};
+
+/** Graphs larger than this (estimated) go to ONNX external data; protobuf's limit is 2 GiB. */
+export const EXTERNAL_DATA_BYTES = 1.8e9;
+
+/** Options of `convertModel`. */
+export interface ConvertOptions {
+  /** Weight precision. */
+  readonly precision: Precision;
+  /** Estimated graph size above which external data is used (default EXTERNAL_DATA_BYTES). */
+  readonly externalDataBytes?: number;
+  /** Apply Gemma 2's final logit soft-cap (big_vision; HF 4.57 PaliGemma does not). */
+  readonly finalSoftcap?: boolean;
+  /** Receives one progress line at a time. */
+  readonly log?: (line: string) => void;
+}
+
+/** What `convertModel` wrote. */
+export interface ConvertResult {
+  /** Paths relative to the output folder, in writing order. */
+  readonly files: string[];
+  /** `.onnx` basenames that have external data. */
+  readonly externalData: string[];
+}
+
+const BYTES_PER_WEIGHT: Readonly<Record<Precision, number>> = {
+  fp32: 4,
+  fp16: 2,
+  q8: 1 + 4 / 32,
+  q4: 0.5 + 4 / 32,
+};
+
+/** Estimated bytes of the graph made from the tensors whose names satisfy `pick`. */
+function estimate(src: ConvertSource, pick: (name: string) => boolean, p: Precision): number {
+  let n = 0;
+  for (const [name, ref] of src.tensors) if (pick(name)) n += numel(ref.shape);
+  return n * BYTES_PER_WEIGHT[p];
+}
+
+/** Writes `onnx/{vision_encoder,embed_tokens,decoder_model_merged}<suffix>.onnx` and the configs. */
+export async function convertModel(
+  src: ConvertSource,
+  outDir: string,
+  opts: ConvertOptions,
+): Promise<ConvertResult> {
+  const p = opts.precision;
+  const log = opts.log ?? (() => {});
+  const limit = opts.externalDataBytes ?? EXTERNAL_DATA_BYTES;
+  const suffix = PRECISION_SUFFIX[p];
+  await Deno.mkdir(join(outDir, "onnx"), { recursive: true });
+  const files: string[] = [];
+  const externalData: string[] = [];
+  const isVision = (n: string) =>
+    n.startsWith("vision_tower.") || n.startsWith("multi_modal_projector.");
+  const isText = (n: string) =>
+    n.startsWith("language_model.model.") && !n.endsWith("lm_head.weight");
+  const graphs = [
+    {
+      name: "vision_encoder",
+      size: estimate(src, isVision, p),
+      build: (g: OnnxModelWriter, step: (d: number, t: number) => void) =>
+        buildVisionGraph(g, src, p, step),
+    },
+    {
+      name: "embed_tokens",
+      size: estimate(src, (n) => n === EMBED, p),
+      build: (g: OnnxModelWriter) => buildEmbedGraph(g, src, p),
+    },
+    {
+      name: "decoder_model_merged",
+      size: estimate(src, isText, p),
+      build: (g: OnnxModelWriter, step: (d: number, t: number) => void) =>
+        buildDecoderGraph(g, src, p, step, opts.finalSoftcap ?? false),
+    },
+  ];
+  for (const graph of graphs) {
+    const file = `${graph.name}${suffix}.onnx`;
+    const external = graph.size > limit;
+    const g = await OnnxModelWriter.create(join(outDir, "onnx", file), {
+      externalData: external,
+      graphName: graph.name,
+    });
+    const started = performance.now();
+    try {
+      await graph.build(g, (done, total) => log(`${file}: ${done}/${total} layers`));
+      await g.finish();
+    } catch (err) {
+      await g.abort();
+      throw err;
+    }
+    files.push(`onnx/${file}`);
+    if (external) {
+      files.push(`onnx/${file}_data`);
+      externalData.push(file);
+    }
+    log(`${file}: written in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+  const configs: [string, Json][] = [
+    ["config.json", modelConfigJson(src.config, externalData)],
+    ["generation_config.json", generationConfigJson(src.config)],
+    ["preprocessor_config.json", preprocessorConfigJson(src.config)],
+  ];
+  for (const [name, json] of configs) {
+    await Deno.writeTextFile(join(outDir, name), JSON.stringify(json, null, 2) + "\n");
+    files.push(name);
+  }
+  return { files, externalData };
+}

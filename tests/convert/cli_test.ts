@@ -1,0 +1,64 @@
+/** The `convert` command: output folder layout, configs, adding a precision, atomic failure. */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { convertCommand } from "../../cli/convert.ts";
+import { InputError, UsageError } from "../../lib/errors.ts";
+
+const PG1 = new URL("../fixtures/models/pg1-tiny/", import.meta.url).pathname;
+
+Deno.test("convert CLI: writes the transformers.js layout, adds q8 beside fp32", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "pg-convert-cli-" });
+  const dst = join(parent, "model");
+  try {
+    assert.equal(await convertCommand.run([join(PG1, "hf"), dst]), 0);
+    assert.equal(await convertCommand.run([join(PG1, "hf"), dst, "--dtype", "q8"]), 0);
+    const onnx = [...Deno.readDirSync(join(dst, "onnx"))].map((e) => e.name).sort();
+    assert.deepEqual(onnx, [
+      "decoder_model_merged.onnx",
+      "decoder_model_merged_quantized.onnx",
+      "embed_tokens.onnx",
+      "embed_tokens_quantized.onnx",
+      "vision_encoder.onnx",
+      "vision_encoder_quantized.onnx",
+    ]);
+    for (const f of ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]) {
+      assert.ok((await Deno.stat(join(dst, f))).isFile, f);
+    }
+    const cfg = JSON.parse(await Deno.readTextFile(join(dst, "config.json")));
+    const hf = JSON.parse(await Deno.readTextFile(join(PG1, "hf", "config.json")));
+    const size = hf.vision_config.image_size;
+    const tokens = (size / hf.vision_config.patch_size) ** 2;
+    assert.equal(cfg.text_config.head_dim, hf.text_config.head_dim);
+    assert.equal(cfg.num_image_tokens, tokens);
+    assert.equal(cfg.image_token_index, hf.image_token_index);
+    const pre = JSON.parse(await Deno.readTextFile(join(dst, "preprocessor_config.json")));
+    assert.equal(pre.processor_class, "PaliGemmaProcessor");
+    assert.equal(pre.image_processor_type, "SiglipImageProcessor");
+    assert.equal(pre.image_seq_length, tokens);
+    assert.deepEqual(pre.size, { height: size, width: size });
+    assert.equal(pre.resample, 3);
+    // Only the finished folder is left in the parent.
+    assert.deepEqual([...Deno.readDirSync(parent)].map((e) => e.name), ["model"]);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("convert CLI: bad input leaves nothing behind", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "pg-convert-cli-" });
+  try {
+    await assert.rejects(
+      convertCommand.run([join(PG1, "missing"), join(parent, "m")]),
+      InputError,
+    );
+    await assert.rejects(
+      convertCommand.run([join(PG1, "hf"), join(parent, "m"), "--dtype", "int3"]),
+      UsageError,
+    );
+    await assert.rejects(convertCommand.run([join(PG1, "hf")]), UsageError);
+    assert.deepEqual([...Deno.readDirSync(parent)], []);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
