@@ -1,0 +1,8 @@
+/**
+ * Image loading and SigLIP pre-processing matching HF's PIL-based PaliGemma processor.
+ * @module
+ */
+export { DEFAULT_MAX_PIXELS, loadImage, type LoadImageOptions, type RgbImage } from "./load.ts";
+export { type PassOrder, resizeBicubic, type ResizeOptions, verticalFirst } from "./resize.ts";
+export { pixelValue, toPixelValues } from "./normalize.ts";
+export { type PreprocessedImage, preprocessImage } from "./preprocess.ts";

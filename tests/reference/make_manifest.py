@@ -1,0 +1,42 @@
+"""Writes tests/fixtures/manifest.json: every fixture file, its size, sha256 and what made it."""
+import os
+
+from common import FIX, sha256, write_json
+
+MADE_BY = [  # (path prefix, generator, description)
+    ("tokenizer/", "tests/reference/make_tokenizer.py", "SentencePiece BPE + PaliGemma loc/seg pieces; HF conversion; id cases"),
+    ("images/expected/", "tests/reference/make_images.py", "HF SiglipImageProcessor (PIL) resized uint8 images"),
+    ("images/", "tests/reference/make_images.py", "source images (scikit-image photos and made ones)"),
+    ("models/pg1-tiny/hf/", "tests/reference/make_models.py", "HF PaliGemma folder converted from bv.npz"),
+    ("models/pg2-tiny/hf/", "tests/reference/make_models.py", "HF PaliGemma folder converted from bv.npz"),
+    ("models/", "tests/reference/make_models.py", "tiny model big_vision npz / expected outputs from HF"),
+    ("vqvae/", "tests/reference/make_vqvae.py", "random VQ-VAE decoder, torch.nn masks, pasted masks"),
+    ("detseg/", "tests/reference/make_detseg.py", "answer strings and expected objects (both conventions)"),
+    ("formats/", "tests/reference/make_format_fixtures.py", "checkpoint-reader interop files (other generator)"),
+    ("README.md", "hand-written", "what every fixture is"),
+]
+
+
+def main():
+    files = []
+    for root, dirs, names in os.walk(FIX):
+        dirs.sort()
+        for n in sorted(names):
+            p = os.path.join(root, n)
+            rel = os.path.relpath(p, FIX).replace(os.sep, "/")
+            if rel == "manifest.json":
+                continue
+            gen = next(((g, d) for pre, g, d in MADE_BY if rel.startswith(pre)), ("unknown", ""))
+            files.append({"path": rel, "bytes": os.path.getsize(p), "sha256": sha256(p), "made_by": gen[0],
+                          "what": gen[1]})
+    files.sort(key=lambda f: f["path"])
+    total = sum(f["bytes"] for f in files)
+    assert total < 15_000_000, f"fixtures total {total} bytes >= 15 MB budget"
+    assert all(f["bytes"] < 5_000_000 for f in files), "a fixture file is >= 5 MB"
+    assert all(f["made_by"] != "unknown" for f in files), [f["path"] for f in files if f["made_by"] == "unknown"]
+    write_json(os.path.join(FIX, "manifest.json"), {"total_bytes": total, "files": files}, indent=1)
+    print(f"manifest: {len(files)} files, {total} bytes")
+
+
+if __name__ == "__main__":
+    main()
