@@ -1,5 +1,7 @@
 import type { Command } from "./command.ts";
 import { notImplemented } from "./command.ts";
+import { answerCommand } from "./answer.ts";
+import { captionCommand } from "./caption.ts";
 import { convertCommand } from "./convert.ts";
 import { inspectCommand } from "./inspect.ts";
 
@@ -10,28 +12,8 @@ const modelFlags = `  --model DIR          converted ONNX model folder (or set P
 
 /** Every subcommand, in the order the top-level help lists them. */
 export const commands: readonly Command[] = [
-  notImplemented(
-    "caption",
-    "describe images",
-    `Usage: pg caption <image...> --model DIR [options]
-
-Writes a caption for each image.
-
-Options:
-${modelFlags}
-  --lang CODE          caption language (default en)`,
-  ),
-  notImplemented(
-    "answer",
-    "answer a question about an image",
-    `Usage: pg answer <image> <question> --model DIR [options]
-
-Answers a question about an image.
-
-Options:
-${modelFlags}
-  --lang CODE          answer language (default en)`,
-  ),
+  captionCommand,
+  answerCommand,
   notImplemented(
     "detect",
     "find objects and their boxes",

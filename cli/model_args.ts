@@ -1,0 +1,156 @@
+/**
+ * Flags and model loading shared by the commands that run a model (caption, answer, and later
+ * detect and segment).
+ * @module
+ */
+
+import type { Backend } from "../lib/backend/backend.ts";
+import { type Dtype, DTYPES, type ModelDir, openModelDir } from "../lib/backend/model_dir.ts";
+import { OnnxBackend } from "../lib/backend/onnx.ts";
+import { describeFsError, InputError, UsageError } from "../lib/errors.ts";
+import type { SamplingOptions } from "../lib/generate/sampling.ts";
+import { loadTokenizer } from "../lib/tokenizer/load.ts";
+import type { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { type FlagSpec, type FlagValues, intFlag, stringFlag } from "./command.ts";
+
+/** Environment variable read when `--model` is not given. */
+export const MODEL_ENV = "PALIGEMMA_MODEL";
+
+/** Default of `--max-tokens`. */
+export const DEFAULT_MAX_TOKENS = 64;
+
+/** node:util parseArgs options of the model flags. */
+export const MODEL_FLAG_SPEC: FlagSpec = {
+  model: { type: "string" },
+  dtype: { type: "string" },
+  backend: { type: "string" },
+  threads: { type: "string" },
+  "max-tokens": { type: "string" },
+  "batch-size": { type: "string" },
+  temperature: { type: "string" },
+  "top-k": { type: "string" },
+  "top-p": { type: "string" },
+  seed: { type: "string" },
+  json: { type: "boolean" },
+};
+
+/** Help lines of the model flags. */
+export const MODEL_FLAGS_HELP =
+  `  --model DIR          converted ONNX model folder (or set ${MODEL_ENV}); see 'pg convert'
+  --dtype NAME         fp32, fp16, q8 or q4: which converted graphs to load
+                       (default: the most accurate one present)
+  --backend NAME       onnx (default; webgpu is not available yet)
+  --threads N          ONNX Runtime intra-op threads (default: one per core)
+  --max-tokens N       stop after N generated tokens (default ${DEFAULT_MAX_TOKENS})
+  --batch-size N       images per batch, left-padded (default 1)
+  --temperature T      sample with temperature T (default 0: greedy)
+  --top-k K            sample among the K most likely tokens (implies --temperature 1)
+  --top-p P            sample from the smallest set reaching probability P (implies
+                       --temperature 1)
+  --seed N             seed for sampling (default 0); each image has its own stream
+  --json               one JSON object per image per line on stdout (NDJSON): image, prompt,
+                       text, tokens, stop, timings_ms {load, preprocess, vision, prefill,
+                       decode, total}; logs go to stderr`;
+
+/** The model flags, parsed and checked. */
+export interface ModelArgs {
+  /** Model folder. */
+  readonly model: string;
+  /** Precision asked for, or undefined for the best present. */
+  readonly dtype?: Dtype;
+  /** Intra-op threads, or undefined for ORT's default. */
+  readonly threads?: number;
+  /** Most new tokens per image. */
+  readonly maxTokens: number;
+  /** Images per batch. */
+  readonly batchSize: number;
+  /** Token choice. */
+  readonly sampling: SamplingOptions;
+  /** Sampling seed. */
+  readonly seed: number;
+  /** NDJSON output. */
+  readonly json: boolean;
+}
+
+/** Reads a finite number flag within [min, max], or `fallback` when absent. */
+export function numberFlag(
+  values: FlagValues,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const s = stringFlag(values, name);
+  if (s === undefined) return fallback;
+  const n = Number(s);
+  if (s.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`--${name} expects a number from ${min} to ${max}, got '${s}'`);
+  }
+  return n;
+}
+
+/** Parses and checks the model flags of `command`. */
+export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
+  const model = stringFlag(values, "model") ?? Deno.env.get(MODEL_ENV);
+  if (model === undefined || model === "") {
+    throw new UsageError(`${command}: --model DIR is required (or set ${MODEL_ENV})`);
+  }
+  const backend = stringFlag(values, "backend") ?? "onnx";
+  if (backend === "webgpu") throw new UsageError("--backend webgpu is not available yet");
+  if (backend !== "onnx") throw new UsageError(`--backend expects onnx, got '${backend}'`);
+  const dtype = stringFlag(values, "dtype");
+  if (dtype !== undefined && !(DTYPES as readonly string[]).includes(dtype)) {
+    throw new UsageError(`--dtype expects ${DTYPES.join(", ")}, got '${dtype}'`);
+  }
+  const threads = stringFlag(values, "threads") === undefined
+    ? undefined
+    : intFlag(values, "threads", 1, 1, 1024);
+  const topK = intFlag(values, "top-k", 0, 0);
+  const topP = numberFlag(values, "top-p", 1, Number.MIN_VALUE, 1);
+  const filtering = values["top-k"] !== undefined || values["top-p"] !== undefined;
+  const temperature = numberFlag(values, "temperature", filtering ? 1 : 0, 0, 1e6);
+  return {
+    model,
+    dtype: dtype as Dtype | undefined,
+    threads,
+    maxTokens: intFlag(values, "max-tokens", DEFAULT_MAX_TOKENS, 1, 1 << 20),
+    batchSize: intFlag(values, "batch-size", 1, 1, 4096),
+    sampling: { temperature, topK, topP },
+    seed: intFlag(values, "seed", 0, 0),
+    json: values.json === true,
+  };
+}
+
+/** Refuses missing or unreadable image paths before any model is loaded. */
+export function checkImages(paths: readonly string[]): void {
+  for (const p of paths) {
+    let st: Deno.FileInfo;
+    try {
+      st = Deno.statSync(p);
+    } catch (err) {
+      throw describeFsError(err, p);
+    }
+    if (!st.isFile) throw new InputError(`${p}: is not an image file`);
+  }
+}
+
+/** A loaded model and its tokenizer. */
+export interface LoadedModel {
+  /** The folder. */
+  readonly dir: ModelDir;
+  /** The backend over it. */
+  readonly backend: Backend;
+  /** Its tokenizer. */
+  readonly tokenizer: Tokenizer;
+  /** Milliseconds spent loading. */
+  readonly loadMs: number;
+}
+
+/** Opens the model folder, its tokenizer and the backend. */
+export async function loadModel(args: ModelArgs): Promise<LoadedModel> {
+  const t = performance.now();
+  const dir = await openModelDir(args.model);
+  const tokenizer = await loadTokenizer(dir.tokenizer);
+  const backend = await OnnxBackend.load(dir, { dtype: args.dtype, threads: args.threads });
+  return { dir, backend, tokenizer, loadMs: performance.now() - t };
+}

@@ -1,0 +1,243 @@
+/**
+ * The ONNX Runtime (CPU, onnxruntime-node) backend over a converted model folder. The KV cache is
+ * kept as the `present.*` tensors ORT returned and fed back unchanged as `past_key_values.*`; the
+ * decoder only computes logits for the last position (`num_logits_to_keep`).
+ * @module
+ */
+
+import * as ort from "onnxruntime-node";
+import { InputError } from "../errors.ts";
+import type { PaliGemmaConfig } from "../model/config.ts";
+import type {
+  Backend,
+  DecodeInput,
+  ImageFeatures,
+  KvCache,
+  PrefillInput,
+  StepOutput,
+} from "./backend.ts";
+import { type Dtype, type GraphName, type ModelDir, pickDtype } from "./model_dir.ts";
+
+/** Options of `OnnxBackend.load`. */
+export interface OnnxBackendOptions {
+  /** Precision to load (default: the best the folder holds). */
+  readonly dtype?: Dtype;
+  /** Intra-op threads (default: ORT's choice, one per core). */
+  readonly threads?: number;
+}
+
+/** The cache of this backend: `past_key_values.*` feeds by name. */
+class OnnxKvCache implements KvCache {
+  constructor(
+    readonly batchSize: number,
+    readonly length: number,
+    readonly feeds: Readonly<Record<string, ort.Tensor>>,
+  ) {}
+}
+
+function int64(values: ArrayLike<number>, dims: readonly number[]): ort.Tensor {
+  const data = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]);
+  return new ort.Tensor("int64", data, dims);
+}
+
+function float32(t: ort.Tensor, what: string): Float32Array {
+  if (t.type !== "float32") {
+    throw new InputError(`${what}: expected float32 output, got ${t.type}`);
+  }
+  return t.data as Float32Array;
+}
+
+/** ONNX Runtime backend; create with `OnnxBackend.load`. */
+export class OnnxBackend implements Backend {
+  /** Logits width. */
+  readonly vocabSize: number;
+  private readonly layers: number;
+
+  private constructor(
+    readonly name: string,
+    readonly config: PaliGemmaConfig,
+    readonly dtype: Dtype,
+    private readonly vision: ort.InferenceSession,
+    private readonly embed: ort.InferenceSession,
+    private readonly decoder: ort.InferenceSession,
+  ) {
+    this.layers = config.text.numLayers;
+    this.vocabSize = config.text.vocabSize;
+    const need = [
+      "inputs_embeds",
+      "attention_mask",
+      "position_ids",
+      "num_logits_to_keep",
+      "past_key_values.0.key",
+    ];
+    const missing = need.filter((n) => !decoder.inputNames.includes(n));
+    if (missing.length > 0) {
+      throw new InputError(
+        `decoder_model_merged: missing input(s) ${missing.join(", ")}; re-run 'pg convert'`,
+      );
+    }
+  }
+
+  /** Opens the three graphs of `dir` at the chosen precision. */
+  static async load(dir: ModelDir, opts: OnnxBackendOptions = {}): Promise<OnnxBackend> {
+    const dtype = pickDtype(dir, opts.dtype);
+    const options: ort.InferenceSession.SessionOptions = {
+      executionProviders: ["cpu"],
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+      interOpNumThreads: 1,
+      ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+    };
+    const open = async (g: GraphName) => {
+      const path = dir.graph(g, dtype);
+      try {
+        return await ort.InferenceSession.create(path, options);
+      } catch (err) {
+        const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
+        throw new InputError(`${path}: ONNX Runtime cannot load it (${why})`);
+      }
+    };
+    const [vision, embed, decoder] = await Promise.all([
+      open("vision_encoder"),
+      open("embed_tokens"),
+      open("decoder_model_merged"),
+    ]);
+    const threads = opts.threads ? `${opts.threads} threads` : "default threads";
+    return new OnnxBackend(
+      `onnx (${dtype}, ${threads})`,
+      dir.config,
+      dtype,
+      vision,
+      embed,
+      decoder,
+    );
+  }
+
+  /** Runs `vision_encoder`: pixel_values [B,3,S,S] → image_features [B,N,D]. */
+  async encodeImages(pixelValues: Float32Array, batchSize: number): Promise<ImageFeatures> {
+    const s = this.config.vision.imageSize;
+    if (pixelValues.length !== batchSize * 3 * s * s) {
+      throw new RangeError(`encodeImages: expected ${batchSize}x3x${s}x${s} pixel values`);
+    }
+    const r = await this.vision.run({
+      pixel_values: new ort.Tensor("float32", pixelValues, [batchSize, 3, s, s]),
+    });
+    const t = r.image_features;
+    const [, tokens, dim] = t.dims;
+    return { batchSize, tokens, dim, data: float32(t, "vision_encoder image_features") };
+  }
+
+  /** Runs `embed_tokens` on [B,S] ids. */
+  private async embedIds(ids: Int32Array, b: number, s: number): Promise<Float32Array> {
+    const r = await this.embed.run({ input_ids: int64(ids, [b, s]) });
+    return float32(r.inputs_embeds, "embed_tokens inputs_embeds");
+  }
+
+  /** Writes row b's image features over row b's `<image>` tokens, in order. */
+  private mergeImage(embeds: Float32Array, input: PrefillInput, image: ImageFeatures): void {
+    const { batchSize: b, length: n, inputIds } = input;
+    const d = this.config.text.hiddenSize;
+    if (image.batchSize !== b || image.dim !== d) {
+      throw new RangeError(
+        `prefill: ${image.batchSize} images of width ${image.dim} for ${b} rows of width ${d}`,
+      );
+    }
+    const imageId = this.config.imageTokenIndex;
+    for (let r = 0; r < b; r++) {
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        if (inputIds[r * n + i] !== imageId) continue;
+        if (k === image.tokens) break;
+        const src = (r * image.tokens + k++) * d;
+        embeds.set(image.data.subarray(src, src + d), (r * n + i) * d);
+      }
+      if (k !== image.tokens) {
+        throw new RangeError(`prefill: row ${r} has ${k} <image> tokens, expected ${image.tokens}`);
+      }
+    }
+  }
+
+  /** Empty `past_key_values.*` for a batch of `b` rows, typed and shaped from the graph. */
+  private emptyCache(b: number): OnnxKvCache {
+    const t = this.config.text;
+    const feeds: Record<string, ort.Tensor> = {};
+    const empty = new ort.Tensor("float32", new Float32Array(0), [b, t.numKvHeads, 0, t.headDim]);
+    for (let i = 0; i < this.layers; i++) {
+      feeds[`past_key_values.${i}.key`] = empty;
+      feeds[`past_key_values.${i}.value`] = empty;
+    }
+    return new OnnxKvCache(b, 0, feeds);
+  }
+
+  private async runDecoder(
+    embeds: Float32Array,
+    b: number,
+    s: number,
+    mask: Int32Array,
+    positions: Int32Array,
+    cache: OnnxKvCache,
+    keep: number,
+  ): Promise<StepOutput> {
+    const total = cache.length + s;
+    if (mask.length !== b * total || positions.length !== b * s) {
+      throw new RangeError(`decoder: mask or positions do not match ${b} rows of ${total}`);
+    }
+    const r = await this.decoder.run({
+      inputs_embeds: new ort.Tensor("float32", embeds, [b, s, this.config.text.hiddenSize]),
+      attention_mask: int64(mask, [b, total]),
+      position_ids: int64(positions, [b, s]),
+      num_logits_to_keep: new ort.Tensor("int64", BigInt64Array.of(BigInt(keep)), []),
+      ...cache.feeds,
+    });
+    const feeds: Record<string, ort.Tensor> = {};
+    for (let i = 0; i < this.layers; i++) {
+      feeds[`past_key_values.${i}.key`] = r[`present.${i}.key`];
+      feeds[`past_key_values.${i}.value`] = r[`present.${i}.value`];
+    }
+    const logits = r.logits;
+    return {
+      logits: float32(logits, "decoder_model_merged logits"),
+      kept: logits.dims[1],
+      cache: new OnnxKvCache(b, total, feeds),
+    };
+  }
+
+  /** Embeds the prompt, merges the image features and runs the decoder with an empty cache. */
+  async prefill(input: PrefillInput): Promise<StepOutput> {
+    const { batchSize: b, length: n } = input;
+    const embeds = await this.embedIds(input.inputIds, b, n);
+    if (input.image) this.mergeImage(embeds, input, input.image);
+    return await this.runDecoder(
+      embeds,
+      b,
+      n,
+      input.attentionMask,
+      input.positionIds,
+      this.emptyCache(b),
+      input.logitsToKeep ?? 1,
+    );
+  }
+
+  /** Embeds one token per row and runs the decoder on it with the cache. */
+  async decode(input: DecodeInput): Promise<StepOutput> {
+    const cache = input.cache;
+    if (!(cache instanceof OnnxKvCache)) throw new TypeError("decode: cache from another backend");
+    const b = cache.batchSize;
+    const embeds = await this.embedIds(input.tokens, b, 1);
+    return await this.runDecoder(
+      embeds,
+      b,
+      1,
+      input.attentionMask,
+      input.positionIds,
+      cache,
+      1,
+    );
+  }
+
+  /** Releases the three sessions. */
+  async release(): Promise<void> {
+    await Promise.all([this.vision.release(), this.embed.release(), this.decoder.release()]);
+  }
+}

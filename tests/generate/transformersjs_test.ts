@@ -1,0 +1,83 @@
+/**
+ * transformers.js reads our output: @huggingface/transformers (local files only) loads a folder
+ * written by `convert`, its PaliGemma processor builds the same input ids as ours, and its greedy
+ * `generate` gives the same tokens as our runtime and as HF (the fixture).
+ *
+ * The pixel values are ours (equal to HF's within 1.2e-7): transformers.js resizes with its own
+ * bicubic, which differs from PIL's by up to ~1.3 in [-1, 1] units on these small images, and on a
+ * random tiny model that changes the tokens. Its decoder feeds `attention_mask` and
+ * `num_logits_to_keep` because our graph declares them, and counts positions from 1, as we do.
+ */
+
+import assert from "node:assert/strict";
+import { basename, dirname } from "node:path";
+import {
+  AutoProcessor,
+  env,
+  PaliGemmaForConditionalGeneration,
+  RawImage,
+  Tensor,
+} from "@huggingface/transformers";
+import { openModelDir } from "../../lib/backend/model_dir.ts";
+import { OnnxBackend } from "../../lib/backend/onnx.ts";
+import { runJobs } from "../../lib/generate/pipeline.ts";
+import { loadTokenizer } from "../../lib/tokenizer/load.ts";
+import { convertFixture, fixtureCases, withTempDir } from "./fixture_models.ts";
+
+const STEPS = 24;
+
+for (const model of ["pg1-tiny", "pg2-tiny"]) {
+  Deno.test({
+    name: `transformers.js on converted ${model}: same ids in, same greedy tokens out`,
+    // transformers.js keeps ORT handles and timers of its own alive after the test.
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: () =>
+      withTempDir(async (dir) => {
+        await convertFixture(model, "hf", dir);
+        const cases = await fixtureCases(model);
+
+        // Our runtime, through the whole image + prompt pipeline.
+        const md = await openModelDir(dir);
+        const be = await OnnxBackend.load(md);
+        const tok = await loadTokenizer(md.tokenizer);
+        const ours: number[][] = [];
+        const jobs = cases.map((c) => ({ image: c.image, prompt: c.prompt }));
+        for await (const r of runJobs(be, tok, jobs, { maxTokens: STEPS, eosIds: md.eosIds })) {
+          ours.push(r.tokens);
+        }
+        await be.release();
+
+        env.allowRemoteModels = false;
+        env.allowLocalModels = true;
+        env.localModelPath = dirname(dir);
+        const id = basename(dir);
+        const processor = await AutoProcessor.from_pretrained(id, { local_files_only: true });
+        const tjs = await PaliGemmaForConditionalGeneration.from_pretrained(id, {
+          dtype: "fp32",
+          device: "cpu",
+          local_files_only: true,
+        });
+        try {
+          for (const [i, c] of cases.entries()) {
+            const image = await RawImage.read(c.image);
+            const inputs = await processor(image, `<image>${c.prompt}`);
+            const ids = Array.from(inputs.input_ids.data as BigInt64Array, Number);
+            assert.deepEqual(ids, Array.from(c.ids), `case ${i}: transformers.js input ids`);
+            const s = Math.sqrt(c.pixels.length / 3);
+            const out = await tjs.generate({
+              ...inputs,
+              pixel_values: new Tensor("float32", c.pixels, [1, 3, s, s]),
+              max_new_tokens: STEPS,
+              do_sample: false,
+            }) as Tensor;
+            const got = Array.from(out.data as BigInt64Array, Number).slice(ids.length);
+            assert.deepEqual(got, ours[i], `case ${i}: transformers.js vs our runtime`);
+            assert.deepEqual(got, c.greedy, `case ${i}: transformers.js vs HF`);
+          }
+        } finally {
+          await tjs.dispose();
+        }
+      }),
+  });
+}
