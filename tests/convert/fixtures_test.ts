@@ -154,7 +154,8 @@ for (const [model, srcName, expName] of SOURCES) {
       assert(worstF < TOL, `image features rel err ${worstF}`);
       assert(worstL < TOL, `logits rel err ${worstL}`);
 
-      // Left-padded batch: compare the real (unpadded) positions.
+      // Left-padded batch (only the f32 fixture has one): compare the real (unpadded) positions.
+      if (!ex.has("batch.logits")) return await m.release();
       const ids = await ex.ints("batch.input_ids");
       const [b, t] = ids.shape;
       const mask = rows((await ex.ints("batch.attention_mask")).data, t);
