@@ -4,7 +4,15 @@ import { openCheckpoint } from "../lib/checkpoint/open.ts";
 import { convertModel, PRECISION_SUFFIX } from "../lib/convert/convert.ts";
 import type { Precision } from "../lib/convert/layers.ts";
 import { commitDir, tempDirBeside } from "../lib/convert/output.ts";
+import { overrideConfig, readConfigJson } from "../lib/convert/config_override.ts";
 import { InputError, UsageError } from "../lib/errors.ts";
+import { convertVqvae, writeVqvaeInto } from "../lib/vqvae/convert.ts";
+import { loadVqvaeWeights } from "../lib/vqvae/weights.ts";
+import {
+  fillTokenizerJson,
+  sentencePieceFileToHf,
+  writeHfTokenizer,
+} from "../lib/tokenizer/to_json.ts";
 import { type Command, parseFlags, stringFlag } from "./command.ts";
 
 const HELP = `Usage: pg convert <src> <dst-dir> [options]
@@ -16,8 +24,13 @@ Converting another --dtype into an existing folder adds that precision's files.
 
 Options:
   --dtype NAME         fp32 (default), fp16 (fp16 weights), q8 or q4 (MatMulNBits, block 32)
-  --tokenizer FILE     tokenizer.model for a big_vision .npz
-  --vae FILE           vae-oid.npz (segmentation decoder; not converted yet)
+  --tokenizer FILE     tokenizer.model: write tokenizer.json + tokenizer_config.json from it
+                       (needed for a big_vision .npz; an HF folder's own files otherwise)
+  --config FILE        HF-style config.json whose values replace the inferred ones (a .npz
+                       cannot carry PaliGemma 2's query_pre_attn_scalar or soft-caps); its
+                       sizes must match the checkpoint's tensors
+  --vae FILE           vae-oid.npz: also write vqvae_decoder.onnx (the segment decoder)
+  --vae-only FILE      write only vqvae_decoder.onnx: 'convert --vae-only vae-oid.npz <dir>'
   --final-softcap      apply Gemma 2's final logit soft-cap (big_vision; HF 4.57 does not)`;
 
 const TOKENIZER_FILES = [
@@ -49,11 +62,21 @@ export const convertCommand: Command = {
     const { values, positionals } = parseFlags("convert", args, {
       dtype: { type: "string" },
       tokenizer: { type: "string" },
+      config: { type: "string" },
       vae: { type: "string" },
+      "vae-only": { type: "string" },
       "final-softcap": { type: "boolean" },
     });
     if (values.help) {
       console.log(HELP);
+      return 0;
+    }
+    const vaeOnly = stringFlag(values, "vae-only");
+    if (vaeOnly !== undefined) {
+      if (positionals.length !== 1) {
+        throw new UsageError("convert --vae-only: expected vae-oid.npz <dst-dir>");
+      }
+      console.error(`convert: wrote ${await convertVqvae(vaeOnly, positionals[0])}`);
       return 0;
     }
     if (positionals.length !== 2) {
@@ -64,36 +87,42 @@ export const convertCommand: Command = {
     if (!(dtype in PRECISION_SUFFIX)) {
       throw new UsageError(`--dtype expects fp32, fp16, q8 or q4, got '${dtype}'`);
     }
-    if (stringFlag(values, "vae") !== undefined) {
-      throw new UsageError("--vae: converting the VQ-VAE decoder is not implemented yet");
-    }
+    const vaePath = stringFlag(values, "vae");
+    const vae = vaePath === undefined ? undefined : await loadVqvaeWeights(vaePath);
     const tokenizer = stringFlag(values, "tokenizer");
+    const configPath = stringFlag(values, "config");
     const ck = await openCheckpoint(srcPath);
     try {
       if (ck.format === "onnx") {
         throw new InputError(`${srcPath}: is already an ONNX model folder`);
       }
-      if (ck.format === "big_vision" && tokenizer !== undefined) {
-        // TODO(lead): convert tokenizer.model to tokenizer.json + tokenizer_config.json here.
-        throw new UsageError(
-          "--tokenizer: converting tokenizer.model for a big_vision checkpoint is not implemented yet",
-        );
-      }
+      // Read --tokenizer before the long conversion, so a bad file fails fast.
+      const tokFiles = tokenizer === undefined ? undefined : await sentencePieceFileToHf(tokenizer);
+      const src = configPath === undefined ? ck : {
+        ...ck,
+        config: overrideConfig(ck.config, await readConfigJson(configPath), configPath),
+      };
       const tmp = await tempDirBeside(dst);
       try {
         const started = performance.now();
         const log = (line: string) => console.error(`convert: ${line}`);
-        const res = await convertModel(ck, tmp, {
+        const res = await convertModel(src, tmp, {
           precision: dtype as Precision,
           finalSoftcap: values["final-softcap"] === true,
           log,
         });
-        if (ck.format === "hf") {
+        if (tokFiles !== undefined && tokenizer !== undefined) {
+          await writeHfTokenizer(tokFiles, tmp);
+          fs.copyFileSync(tokenizer, join(tmp, "tokenizer.model"));
+          log(`tokenizer.json and tokenizer_config.json written from ${tokenizer}`);
+        } else if (ck.format === "hf") {
           const dir = fs.statSync(ck.path).isDirectory() ? ck.path : dirname(ck.path);
           if (copyTokenizer(dir, tmp) === 0) log(`warning: no tokenizer files in ${dir}`);
+          else if (await fillTokenizerJson(tmp)) log("tokenizer.json written from tokenizer.model");
         } else {
           log("warning: no tokenizer written (big_vision checkpoint without --tokenizer)");
         }
+        if (vae) await writeVqvaeInto(vae, tmp);
         await commitDir(tmp, dst);
         log(
           `${res.files.length} files written to ${dst} in ${
