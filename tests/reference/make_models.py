@@ -296,7 +296,6 @@ def run(name, bf16=False):
         e = rel(lg[:, :V_BV], ref)
         worst_np = max(worst_np, e)
         assert e < 1e-5, (name, stem, prompt, e)
-        assert lg[:, V_BV:].max() < lg[:, :V_BV].max(1).min() or True
         np_toks, np_gaps = npf.greedy(p64, c, ids[0], pv, STEPS)
         assert np_toks == toks, (name, stem, prompt, np_toks, toks)
         for v in sens:
