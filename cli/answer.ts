@@ -40,7 +40,7 @@ export const answerCommand: Command = {
     const [image, ...words] = positionals;
     const opts = parseModelArgs("answer", values);
     const prompt = answerPrefix(words.join(" "), stringFlag(values, "lang") ?? "en");
-    checkImages([image]);
+    checkImages([image], opts.maxPixels);
     const model = await loadModel(opts);
     console.error(`answer: ${model.dir.path} loaded (${model.backend.name})`);
     return await runAndPrint("answer", [{ image, prompt }], opts, model, started);

@@ -39,7 +39,7 @@ export const captionCommand: Command = {
     }
     const opts = parseModelArgs("caption", values);
     const prompt = captionPrefix(stringFlag(values, "lang") ?? "en");
-    checkImages(positionals);
+    checkImages(positionals, opts.maxPixels);
     const model = await loadModel(opts);
     console.error(`caption: ${model.dir.path} loaded (${model.backend.name})`);
     const jobs = positionals.map((image) => ({ image, prompt }));

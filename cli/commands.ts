@@ -1,6 +1,6 @@
 import type { Command } from "./command.ts";
-import { notImplemented } from "./command.ts";
 import { answerCommand } from "./answer.ts";
+import { benchCommand } from "./bench.ts";
 import { captionCommand } from "./caption.ts";
 import { convertCommand } from "./convert.ts";
 import { detectCommand } from "./detect.ts";
@@ -13,13 +13,7 @@ export const commands: readonly Command[] = [
   answerCommand,
   detectCommand,
   segmentCommand,
-  notImplemented(
-    "bench",
-    "measure load, prefill and decode speed",
-    `Usage: pg bench --model DIR [options]
-
-Measures load time, image encoding, prefill, time to first token and decode tokens/s.`,
-  ),
+  benchCommand,
   convertCommand,
   inspectCommand,
 ];

@@ -19,7 +19,6 @@ import {
 } from "../lib/detect/report.ts";
 import { CheckFailed, InputError, UsageError } from "../lib/errors.ts";
 import { runJobs } from "../lib/generate/pipeline.ts";
-import { loadImage } from "../lib/image/load.ts";
 import { ensureDir, writeFileAtomic } from "../lib/mask/atomic.ts";
 import { renderOverlay } from "../lib/mask/overlay.ts";
 import { maskToPng } from "../lib/mask/png.ts";
@@ -52,8 +51,9 @@ export const OUTPUT_FLAGS_HELP =
   --coco FILE          write a COCO results file over all images (image_id = input
                        position from 1, category_id = label position from 1)
   --overlay PATH       draw boxes, labels and masks: a PNG file for one image, a folder
-                       (one <image-name>.png each) for several
-  --expect-label NAME  exit 1 unless every image has an object labelled NAME ...
+                       (one <image-name>.png each, not a name ending .png) for several
+  --expect-label NAME  exit 1 unless every image has an object labelled NAME (one of the
+                       labels looked for) ...
   --min-score S        ... with a score of at least S (default 0)`;
 
 const OUTPUT_FLAG_SPEC: FlagSpec = {
@@ -117,6 +117,19 @@ function parseSpec(mode: AnswerMode, values: FlagValues, positionals: string[]):
     );
   }
   const masksDir = mode === "segment" ? stringFlag(values, "masks-dir") : undefined;
+  const overlay = stringFlag(values, "overlay");
+  if (overlay !== undefined && images.length > 1 && overlay.toLowerCase().endsWith(".png")) {
+    throw new UsageError(
+      `--overlay ${overlay}: a PNG file takes one image; ` +
+        `with ${images.length} images give a folder`,
+    );
+  }
+  const expectLabel = stringFlag(values, "expect-label");
+  if (expectLabel !== undefined && labelIndex(labels, expectLabel) < 0) {
+    throw new UsageError(
+      `--expect-label ${expectLabel}: not among the labels looked for (${labels.join(", ")})`,
+    );
+  }
   return {
     mode,
     images,
@@ -124,9 +137,9 @@ function parseSpec(mode: AnswerMode, values: FlagValues, positionals: string[]):
     convention: parseConvention(stringFlag(values, "convention")),
     constrained: values.constrained === true,
     coco: stringFlag(values, "coco"),
-    overlay: stringFlag(values, "overlay"),
+    overlay,
     masksDir,
-    expectLabel: stringFlag(values, "expect-label"),
+    expectLabel,
     minScore: numberFlag(values, "min-score", 0, 0, 1),
     vae: mode === "segment" ? stringFlag(values, "vae") : undefined,
   };
@@ -148,7 +161,7 @@ function safeName(label: string): string {
 async function writeImageFiles(
   spec: RunSpec,
   report: ImageReport,
-  rgb: Uint8Array,
+  rgb: Uint8Array | undefined,
   stem: string,
 ): Promise<void> {
   if (spec.masksDir !== undefined) {
@@ -158,7 +171,7 @@ async function writeImageFiles(
       await writeFileAtomic(join(spec.masksDir, name), await maskToPng(o.mask));
     }
   }
-  if (spec.overlay !== undefined) {
+  if (spec.overlay !== undefined && rgb !== undefined) {
     const path = spec.images.length > 1 ? join(spec.overlay, `${stem}.png`) : spec.overlay;
     const png = await renderOverlay(
       { width: report.width, height: report.height, rgb },
@@ -193,7 +206,7 @@ export async function runDetection(
   }
   const spec = parseSpec(mode, values, positionals);
   const opts = parseModelArgs(mode, values);
-  checkImages(spec.images);
+  checkImages(spec.images, opts.maxPixels);
   if (spec.masksDir !== undefined) await ensureDir(spec.masksDir);
   if (spec.overlay !== undefined && spec.images.length > 1) await ensureDir(spec.overlay);
   const model = await loadModel(opts);
@@ -213,6 +226,7 @@ export async function runDetection(
         labels: spec.labels,
         tokenizer: tok,
         eosId: model.dir.eosIds[0] ?? tok.eosId,
+        maxTokens: opts.maxTokens,
       })
       : undefined;
     const prompt = mode === "detect" ? detectPrefix(spec.labels) : segmentPrefix(spec.labels[0]);
@@ -228,23 +242,24 @@ export async function runDetection(
         eosIds: model.dir.eosIds,
         sampling: opts.sampling,
         seed: opts.seed,
+        maxPixels: opts.maxPixels,
+        keepRgb: spec.overlay !== undefined,
         withProbs: true,
         constrain: grammar && ((_i, ids, logits) => grammar.mask(ids, logits)),
       })
     ) {
-      const img = await loadImage(r.job.image);
       const located = await locateObjects(r.text, {
         mode,
         convention: spec.convention,
-        width: img.width,
-        height: img.height,
+        width: r.width,
+        height: r.height,
         tokenProbs: literalProbs(r.text, r.tokens, r.probs, tok),
         decoder,
       });
       const report: ImageReport = {
         image: r.job.image,
-        width: img.width,
-        height: img.height,
+        width: r.width,
+        height: r.height,
         convention: spec.convention,
         objects: located.objects,
         skipped: located.skipped,
@@ -259,7 +274,7 @@ export async function runDetection(
         for (const line of humanLines(report)) writeOut(`${prefix}${line}\n`);
         if (report.objects.length === 0) console.error(`${mode}: ${r.job.image}: no objects`);
       }
-      await writeImageFiles(spec, report, img.rgb, stems[r.index]);
+      await writeImageFiles(spec, report, r.rgb, stems[r.index]);
       if (spec.coco !== undefined) {
         const c = cocoEntries(report, r.index + 1, spec.labels);
         coco.push(...c.entries);

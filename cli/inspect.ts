@@ -9,11 +9,14 @@ import { type Checkpoint, openCheckpoint } from "../lib/checkpoint/open.ts";
 import { describeConfig } from "../lib/model/config.ts";
 import { expectedTensorList, type ModelPart, partOf } from "../lib/model/names.ts";
 import { numel } from "../lib/checkpoint/tensor.ts";
+import type { AssumedField } from "../lib/checkpoint/bigvision.ts";
 
 const HELP = `Usage: pg inspect <checkpoint> [--json]
 
 Prints the detected format (HF safetensors folder, big_vision .npz, ONNX folder), the model
-config, parameter counts per part (vision, projector, text), dtypes and total bytes.
+config, parameter counts per part (vision, projector, text), dtypes and total bytes. Values a
+big_vision .npz cannot store (PaliGemma 2 query scale, soft-caps, sliding window) are marked
+"(assumed)" and listed under "assumed" in --json; 'pg convert --config' sets them.
 
 Options:
   --json    one JSON object on stdout`;
@@ -34,6 +37,11 @@ export interface InspectReport {
   readonly bytes: number;
   /** Canonical tensors (0 for ONNX folders). */
   readonly tensors: number;
+  /**
+   * Config fields that are published-model defaults, not read from the checkpoint (big_vision
+   * PaliGemma 2: query scale, soft-caps, sliding window); absent when there are none.
+   */
+  readonly assumed?: readonly AssumedField[];
   /** ONNX folders: files under onnx/. */
   readonly onnxFiles?: readonly { name: string; bytes: number }[];
 }
@@ -63,6 +71,7 @@ export function inspectReport(ckpt: Checkpoint): InspectReport {
     dtypes,
     bytes,
     tensors: ckpt.tensors.size,
+    ...(ckpt.assumed && ckpt.assumed.length > 0 ? { assumed: ckpt.assumed } : {}),
     ...(ckpt.onnxFiles ? { onnxFiles: ckpt.onnxFiles } : {}),
   };
 }
@@ -77,9 +86,15 @@ function count(n: number): string {
   return `${n.toLocaleString("en-US")} (${(n / 1e9).toFixed(3)} B)`;
 }
 
+/** Marks a value that the checkpoint does not state. */
+const ASSUMED = "(assumed)";
+
 /** The human-readable form of a report. */
 export function formatReport(r: InspectReport): string {
   const { vision: v, text: t } = r.config;
+  const assumed = new Set<AssumedField>(r.assumed ?? []);
+  const mark = (...fields: AssumedField[]) =>
+    fields.some((f) => assumed.has(f)) ? ` ${ASSUMED}` : "";
   const lines = [
     `checkpoint: ${r.path}`,
     `format:     ${FORMAT_NAMES[r.format]}`,
@@ -88,13 +103,21 @@ export function formatReport(r: InspectReport): string {
     `${v.hiddenSize}, mlp ${v.intermediateSize}, ${v.numHeads} heads`,
     `text:       ${t.variant}, ${t.numLayers} layers, width ${t.hiddenSize}, mlp ` +
     `${t.intermediateSize}, heads ${t.numHeads}/${t.numKvHeads} x ${t.headDim}, vocab ` +
-    `${t.vocabSize}, query scale ${t.queryPreAttnScalar}^-0.5, soft-caps ` +
-    `${t.attnLogitSoftcap ?? "off"}/${t.finalLogitSoftcap ?? "off"}, sliding window ` +
-    `${t.slidingWindow ?? "off"}, ${t.tieWordEmbeddings === false ? "untied" : "tied"} lm_head`,
+    `${t.vocabSize}, query scale ${t.queryPreAttnScalar}^-0.5${mark("queryPreAttnScalar")}, ` +
+    `soft-caps ${t.attnLogitSoftcap ?? "off"}/${t.finalLogitSoftcap ?? "off"}` +
+    `${mark("attnLogitSoftcap", "finalLogitSoftcap")}, sliding window ` +
+    `${t.slidingWindow ?? "off"}${mark("slidingWindow")}, ` +
+    `${t.tieWordEmbeddings === false ? "untied" : "tied"} lm_head`,
     `tokens:     image ${r.config.imageTokenIndex} x ${r.config.numImageTokens}, pad ` +
     `${r.config.padTokenId}, bos ${r.config.bosTokenId}, eos ` +
     `${(r.config.eosTokenIds ?? [r.config.eosTokenId]).join(",")}`,
   ];
+  if (assumed.size > 0) {
+    lines.push(
+      `assumed:    ${[...assumed].join(", ")}: published PaliGemma 2 values, not stored in ` +
+        `the file; set them with 'pg convert --config config.json'`,
+    );
+  }
   const note = r.format === "onnx" ? " (implied by the config)" : "";
   lines.push(`parameters${note}:`);
   for (const part of ["vision", "projector", "text", "total"] as const) {

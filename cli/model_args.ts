@@ -8,6 +8,8 @@ import type { Backend } from "../lib/backend/backend.ts";
 import { type Dtype, DTYPES, type ModelDir, openModelDir } from "../lib/backend/model_dir.ts";
 import { OnnxBackend } from "../lib/backend/onnx.ts";
 import { describeFsError, InputError, UsageError } from "../lib/errors.ts";
+import { headerSize } from "../lib/image/header.ts";
+import { DEFAULT_MAX_PIXELS } from "../lib/image/load.ts";
 import type { SamplingOptions } from "../lib/generate/sampling.ts";
 import { loadTokenizer } from "../lib/tokenizer/load.ts";
 import type { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
@@ -31,6 +33,7 @@ export const MODEL_FLAG_SPEC: FlagSpec = {
   "top-k": { type: "string" },
   "top-p": { type: "string" },
   seed: { type: "string" },
+  "max-pixels": { type: "string" },
   json: { type: "boolean" },
 };
 
@@ -48,6 +51,8 @@ export const MODEL_FLAGS_HELP =
   --top-p P            sample from the smallest set reaching probability P (implies
                        --temperature 1)
   --seed N             seed for sampling (default 0); each image has its own stream
+  --max-pixels N       refuse images of more than N pixels (default ${DEFAULT_MAX_PIXELS}),
+                       checked from the header before decoding
   --json               one JSON object per image per line on stdout (NDJSON): image, prompt,
                        text, tokens, stop, timings_ms {load, preprocess, vision, prefill,
                        decode, total}; logs go to stderr`;
@@ -70,6 +75,8 @@ export interface ModelArgs {
   readonly seed: number;
   /** NDJSON output. */
   readonly json: boolean;
+  /** Images with more pixels than this are refused. */
+  readonly maxPixels: number;
 }
 
 /** Reads a finite number flag within [min, max], or `fallback` when absent. */
@@ -118,11 +125,36 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
     sampling: { temperature, topK, topP },
     seed: intFlag(values, "seed", 0, 0),
     json: values.json === true,
+    maxPixels: intFlag(values, "max-pixels", DEFAULT_MAX_PIXELS, 1),
   };
 }
 
-/** Refuses missing or unreadable image paths before any model is loaded. */
-export function checkImages(paths: readonly string[]): void {
+/** Bytes read from the start of an image to find its stated size. */
+const HEADER_BYTES = 1 << 18;
+
+/** Refuses an image whose header (PNG, JPEG, GIF, WebP) states more than `maxPixels` pixels. */
+function checkHeaderPixels(path: string, maxPixels: number): void {
+  const head = new Uint8Array(HEADER_BYTES);
+  let n: number;
+  try {
+    using file = Deno.openSync(path);
+    n = file.readSync(head) ?? 0;
+  } catch (err) {
+    throw describeFsError(err, path);
+  }
+  const size = headerSize(head.subarray(0, n));
+  if (size === undefined || size.width * size.height <= maxPixels) return;
+  throw new InputError(
+    `${path}: image is ${size.width}x${size.height} (${size.width * size.height} pixels), ` +
+      `more than --max-pixels ${maxPixels}`,
+  );
+}
+
+/**
+ * Refuses missing or unreadable image paths, and (given `maxPixels`) images whose header states
+ * more pixels than that, before any model is loaded. Loading checks every format's size again.
+ */
+export function checkImages(paths: readonly string[], maxPixels?: number): void {
   for (const p of paths) {
     let st: Deno.FileInfo;
     try {
@@ -131,6 +163,7 @@ export function checkImages(paths: readonly string[]): void {
       throw describeFsError(err, p);
     }
     if (!st.isFile) throw new InputError(`${p}: is not an image file`);
+    if (maxPixels !== undefined) checkHeaderPixels(p, maxPixels);
   }
 }
 

@@ -61,6 +61,7 @@ export async function runAndPrint(
         eosIds: model.dir.eosIds,
         sampling: args.sampling,
         seed: args.seed,
+        maxPixels: args.maxPixels,
         onBatchStart: (indices) => {
           batchNo++;
           if (batches > 1) console.error(`${command}: batch ${batchNo}/${batches}`);

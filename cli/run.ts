@@ -18,9 +18,14 @@ export async function dispatch(
 ): Promise<number> {
   try {
     const [name, ...rest] = args;
-    if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    if (name === undefined) {
+      // An error path: usage goes to stderr so that stdout stays clean.
+      console.error(usage);
+      return ExitCode.usage;
+    }
+    if (name === "--help" || name === "-h" || name === "help") {
       console.log(usage);
-      return name === undefined ? ExitCode.usage : ExitCode.ok;
+      return ExitCode.ok;
     }
     const command = list.find((c) => c.name === name);
     if (!command) throw new UsageError(`unknown command '${name}' (see 'pg --help')`);

@@ -19,7 +19,8 @@ vqvae_decoder.onnx in the model folder ('pg convert --vae-only vae-oid.npz DIR' 
 Options:
 ${MODEL_FLAGS_HELP.split("\n  --json")[0]}
   --label NAME         the label to look for (then every argument is an image)
-  --vae FILE           vae-oid.npz (decoded in TypeScript) or a vqvae_decoder.onnx
+  --vae FILE           vae-oid.npz (its ONNX graph is built on the fly) or a
+                       vqvae_decoder.onnx
   --masks-dir DIR      write one PNG per object (<image>_<n>_<label>.png, 255 inside)
 ${OUTPUT_FLAGS_HELP}`;
 

@@ -7,37 +7,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { convertFixture, FIX, fixtureCases, withTempDir } from "./generate/fixture_models.ts";
+import { type PgRun, runPg } from "./helpers/cli.ts";
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function pg(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-sys",
-      "main.ts",
-      ...args,
-    ],
-    cwd: new URL("..", import.meta.url),
-    env: { PALIGEMMA_MODEL: "", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const out = await cmd.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const pg = (args: string[], env: Record<string, string> = {}) => runPg(args, { env });
 
 /** Asserts exit `code` with exactly one `paligemma: …` line on stderr matching `re`. */
-function failsWith(r: Run, code: number, re: RegExp): void {
+function failsWith(r: PgRun, code: number, re: RegExp): void {
   assert.equal(r.code, code, r.stderr);
   assert.equal(r.stdout, "");
   const lines = r.stderr.trim().split("\n");

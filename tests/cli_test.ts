@@ -2,28 +2,9 @@ import assert from "node:assert/strict";
 import { dispatch } from "../cli/run.ts";
 import { commands } from "../cli/commands.ts";
 import { usage } from "../main.ts";
+import { runPg } from "./helpers/cli.ts";
 
-/** Runs main.ts as a subprocess, as a user would. */
-async function pg(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-sys",
-      "main.ts",
-      ...args,
-    ],
-    cwd: new URL("..", import.meta.url),
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const out = await cmd.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const pg = (...args: string[]) => runPg(args);
 
 Deno.test("every subcommand prints help and exits 0", async () => {
   for (const c of commands) {
@@ -48,12 +29,33 @@ Deno.test("unknown command is a usage error (exit 2) with one line, no stack", a
   assert.match(r.stderr, /unknown command 'frobnicate'/);
 });
 
-Deno.test("dispatch without arguments prints usage and returns 2", async () => {
-  const log = console.log;
-  console.log = () => {};
+Deno.test("dispatch without arguments prints usage on stderr and returns 2", async () => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
   try {
-    assert.equal(await dispatch([], commands, "usage"), 2);
+    assert.equal(await dispatch([], commands, "usage text"), 2);
+    assert.deepEqual(out, [], "stdout stays clean");
+    assert.deepEqual(err, ["usage text"]);
+    out.length = 0;
+    err.length = 0;
+    assert.equal(await dispatch(["--help"], commands, "usage text"), 0);
+    assert.deepEqual(out, ["usage text"], "asked-for help goes to stdout");
+    assert.deepEqual(err, []);
   } finally {
     console.log = log;
+    console.error = error;
   }
+});
+
+Deno.test("pg with no arguments: usage on stderr, nothing on stdout, exit 2", async () => {
+  const r = await pg();
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, "");
+  assert.match(r.stderr, /Usage: pg /);
+  const help = await pg("--help");
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage: pg /);
 });

@@ -3,28 +3,16 @@ import { join } from "node:path";
 import { expectedTensors } from "../lib/model/names.ts";
 import { tinyConfig } from "../lib/model/presets.ts";
 import { writeSyntheticBigVision, writeSyntheticHf } from "../lib/synthetic.ts";
+import { runPg } from "./helpers/cli.ts";
 
-/** Runs main.ts as a subprocess, as a user would. */
-async function pg(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-sys",
-      "main.ts",
-      ...args,
-    ],
-    cwd: new URL("..", import.meta.url),
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const out = await cmd.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const pg = (...args: string[]) => runPg(args);
+
+const GEMMA2_ASSUMED = [
+  "queryPreAttnScalar",
+  "attnLogitSoftcap",
+  "finalLogitSoftcap",
+  "slidingWindow",
+] as const;
 
 function count(shapes: { shape: readonly number[] }[]): number {
   return shapes.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
@@ -59,12 +47,25 @@ Deno.test("inspect --json reports format, config, parameters per part, dtypes an
       assert.deepEqual(rep.parameters, { ...want, total });
       assert.deepEqual(Object.keys(rep.dtypes), [dtype]);
       assert.equal(rep.bytes, total * width);
+      // An npz cannot store the Gemma 2 query scale, soft-caps or window; config.json does.
+      assert.deepEqual(
+        rep.assumed,
+        format === "big_vision" ? [...GEMMA2_ASSUMED] : undefined,
+        `${format}: assumed fields`,
+      );
     }
     const text = await pg("inspect", join(dir, "bv.npz"));
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /format: +big_vision \.npz/);
     assert.match(text.stdout, /PaliGemma 2/);
     assert.match(text.stdout, /dtypes: +BF16/);
+    assert.match(text.stdout, /query scale \d+\^-0\.5 \(assumed\)/);
+    assert.match(text.stdout, /soft-caps 50\/30 \(assumed\)/);
+    assert.match(text.stdout, /sliding window 4096 \(assumed\)/);
+    assert.match(text.stdout, /^assumed: .*pg convert --config/m);
+    const hfText = await pg("inspect", join(dir, "hf"));
+    assert.equal(hfText.code, 0, hfText.stderr);
+    assert.doesNotMatch(hfText.stdout, /assumed/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -101,6 +102,23 @@ Deno.test("inspect errors: one line, exit 3 (bad input) or 2 (usage)", async () 
 
     const usage = await pg("inspect");
     assert.equal(usage.code, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("inspect: a PaliGemma 1 npz assumes nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeSyntheticBigVision(join(dir, "bv1.npz"), tinyConfig(1));
+    const r = await pg("inspect", join(dir, "bv1.npz"), "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(r.stdout);
+    assert.equal(rep.config.version, 1);
+    assert.equal(rep.assumed, undefined);
+    const text = await pg("inspect", join(dir, "bv1.npz"));
+    assert.match(text.stdout, /soft-caps off\/off, sliding window off, /);
+    assert.doesNotMatch(text.stdout, /assumed/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -145,6 +145,9 @@ function fakeTokenizer(): Tokenizer {
   };
 }
 
+// No fixture reference: the recorded cases are generation prompts (prefix only), so this
+// expectation is derived by hand from HF's PaliGemmaProcessor as model-reference.md "Prompt"
+// states it (suffix + <eos> after "prefix\n", token_type_ids 1 on the suffix).
 Deno.test("a suffix follows the prefix with <eos>, token type 1 and 1-based positions", () => {
   const tok = fakeTokenizer();
   const p = buildPrompt(tok, 3, "ab", "xy");

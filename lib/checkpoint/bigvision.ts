@@ -196,10 +196,29 @@ function membersOf(store: TensorStore): Map<string, TensorRef> {
   return m;
 }
 
+/** Text-config fields a big_vision `.npz` cannot carry, so that inference takes them on trust. */
+export type AssumedField =
+  | "queryPreAttnScalar"
+  | "attnLogitSoftcap"
+  | "finalLogitSoftcap"
+  | "slidingWindow";
+
+/**
+ * The fields of an inferred config that are published-model defaults rather than facts read
+ * from the file: for PaliGemma 2 the query scale, both soft-caps and the sliding window (Gemma 1
+ * has none of these, and its query scale is head_dim by definition). `convert --config` sets them.
+ */
+export function bigVisionAssumptions(config: PaliGemmaConfig): AssumedField[] {
+  return config.text.variant === "gemma2"
+    ? ["queryPreAttnScalar", "attnLogitSoftcap", "finalLogitSoftcap", "slidingWindow"]
+    : [];
+}
+
 /**
  * The config a big_vision checkpoint's shapes imply. PaliGemma 2 is recognised by its post
  * norms; its query scale is head_dim, except the 28B width (4608 = 32 heads) where big_vision
  * uses hidden / heads = 144. Soft-caps 50/30 and HF's sliding window 4096 for PaliGemma 2.
+ * These PaliGemma 2 values are assumptions (see {@link bigVisionAssumptions}).
  * The image token id is the first id past the embedding table (257152 for the real vocabulary,
  * as in HF checkpoints).
  */

@@ -8,7 +8,12 @@ import * as fs from "node:fs";
 import { dirname, join } from "node:path";
 import { describeFsError, InputError } from "../errors.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
-import { bigVisionTensors, inferBigVisionConfig } from "./bigvision.ts";
+import {
+  type AssumedField,
+  bigVisionAssumptions,
+  bigVisionTensors,
+  inferBigVisionConfig,
+} from "./bigvision.ts";
 import { hfTensors, readHfConfig } from "./hf.ts";
 import { openNpz } from "./npz.ts";
 import { openSafetensors } from "./safetensors.ts";
@@ -27,6 +32,11 @@ export interface Checkpoint {
   readonly config: PaliGemmaConfig;
   /** Canonical name → tensor; empty for ONNX folders (conversion lives elsewhere). */
   readonly tensors: Map<string, TensorRef>;
+  /**
+   * big_vision only: text-config fields that are published-model defaults, not read from the
+   * file (absent when every field is a fact of the checkpoint).
+   */
+  readonly assumed?: readonly AssumedField[];
   /** ONNX folders only: the `.onnx` files under `onnx/` with their sizes in bytes. */
   readonly onnxFiles?: readonly { name: string; bytes: number }[];
   /** Closes the underlying files. */
@@ -56,11 +66,22 @@ function view(
   format: CheckpointFormat,
   path: string,
   store: TensorStore,
-  build: (s: TensorStore) => { config: PaliGemmaConfig; tensors: Map<string, TensorRef> },
+  build: (s: TensorStore) => {
+    config: PaliGemmaConfig;
+    tensors: Map<string, TensorRef>;
+    assumed?: readonly AssumedField[];
+  },
 ): Checkpoint {
   try {
-    const { config, tensors } = build(store);
-    return { format, path, config, tensors, close: () => store.close() };
+    const { config, tensors, assumed } = build(store);
+    return {
+      format,
+      path,
+      config,
+      tensors,
+      ...(assumed && assumed.length > 0 ? { assumed } : {}),
+      close: () => store.close(),
+    };
   } catch (err) {
     store.close();
     throw err;
@@ -124,7 +145,11 @@ export async function openCheckpoint(path: string): Promise<Checkpoint> {
     const store = await openNpz(path);
     return view("big_vision", path, store, (s) => {
       const config = inferBigVisionConfig(s);
-      return { config, tensors: bigVisionTensors(s, config) };
+      return {
+        config,
+        tensors: bigVisionTensors(s, config),
+        assumed: bigVisionAssumptions(config),
+      };
     });
   }
   throw new InputError(`${path}: ${UNKNOWN}`);

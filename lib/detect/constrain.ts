@@ -2,8 +2,10 @@
  * Constrained decoding for `--constrained`: a token-level automaton over the answer grammar.
  * Each object is 4 loc tokens in valid order (y_min, x_min ≤ 1022; y_max > y_min, x_max > x_min),
  * then 16 seg tokens when segmenting, then one of the labels (as `encode(" " + label)`), then
- * either the separator (`encode(" ; ")`) and another object, or end of sequence. The state is
- * recomputed from the tokens generated so far, so one grammar serves every row of a batch.
+ * either the separator (`encode(" ; ")`) and another object, or end of sequence. Given the token
+ * budget, an object only starts when all of it and the end of sequence still fit, so the answer
+ * never ends in a cut-off object. The state is recomputed from the tokens generated so far, so one
+ * grammar serves every row of a batch.
  * @module
  */
 
@@ -28,6 +30,12 @@ export interface GrammarOptions {
   readonly tokenizer: Tokenizer;
   /** The end-of-sequence id to allow after a complete object. */
   readonly eosId: number;
+  /**
+   * Most tokens the loop may generate, the end of sequence included (`--max-tokens`; default
+   * unlimited). An object (or a separator and an object) is only begun when it fits whole, with
+   * one token left for the end of sequence.
+   */
+  readonly maxTokens?: number;
 }
 
 type State =
@@ -45,6 +53,8 @@ export class AnswerGrammar {
   private readonly sep: number[];
   private readonly locBase: number;
   private readonly segBase: number;
+  /** Tokens of the shortest object plus the end of sequence after it. */
+  private readonly minObject: number;
 
   /** Tokenizes the labels and the separator; throws RangeError without loc/seg tokens. */
   constructor(private readonly opts: GrammarOptions) {
@@ -58,6 +68,9 @@ export class AnswerGrammar {
     this.labelSeqs = opts.labels.map((l) => t.encode(` ${l.trim()}`));
     if (this.labelSeqs.some((s) => s.length === 0)) throw new RangeError("empty label");
     this.sep = t.encode(" ; ");
+    const minLabel = Math.min(...this.labelSeqs.map((l) => l.length));
+    const segs = opts.mode === "segment" ? SEGS_PER_OBJECT : 0;
+    this.minObject = LOCS_PER_OBJECT + segs + minLabel + 1;
   }
 
   private isLoc(id: number): boolean {
@@ -68,15 +81,21 @@ export class AnswerGrammar {
     return id >= this.segBase && id < this.segBase + 128;
   }
 
-  /** Label tokens that may follow `consumed`, and whether `consumed` is a whole label. */
-  private labelNext(consumed: readonly number[]): { next: Set<number>; complete: boolean } {
+  /**
+   * Label tokens that may follow `consumed` (only of labels that end within `room` more tokens),
+   * and whether `consumed` is a whole label.
+   */
+  private labelNext(
+    consumed: readonly number[],
+    room = Infinity,
+  ): { next: Set<number>; complete: boolean } {
     const next = new Set<number>();
     let complete = false;
     for (const seq of this.labelSeqs) {
       if (seq.length < consumed.length) continue;
       if (!consumed.every((id, i) => seq[i] === id)) continue;
       if (seq.length === consumed.length) complete = true;
-      else next.add(seq[consumed.length]);
+      else if (seq.length - consumed.length <= room) next.add(seq[consumed.length]);
     }
     return { next, complete };
   }
@@ -118,9 +137,15 @@ export class AnswerGrammar {
     return s;
   }
 
-  /** The tokens allowed after `generated` (only end of sequence once off the grammar). */
+  /**
+   * The tokens allowed after `generated` (only end of sequence once off the grammar, or when no
+   * whole object fits in what is left of the budget).
+   */
   allowed(generated: readonly number[]): AllowedTokens {
     const s = this.state(generated);
+    // Tokens still to come, this one included.
+    const left = (this.opts.maxTokens ?? Infinity) - generated.length;
+    const eos: AllowedTokens = { ranges: [], ids: [this.opts.eosId] };
     const loc = (lo: number, hi: number): AllowedTokens => ({
       ranges: [[this.locBase + lo, this.locBase + hi + 1]],
       ids: [],
@@ -128,21 +153,26 @@ export class AnswerGrammar {
     switch (s.phase) {
       case "loc": {
         const k = s.locs.length;
+        if (k === 0 && left < this.minObject) return eos;
         if (k < 2) return loc(0, LOC_MAX - 1);
         return loc(s.locs[k - 2] + 1, LOC_MAX);
       }
       case "seg":
         return { ranges: [[this.segBase, this.segBase + 128]], ids: [] };
       case "label": {
-        const { next, complete } = this.labelNext(s.consumed);
+        // A longer label must leave one token for the end of sequence.
+        const { next, complete } = this.labelNext(s.consumed, left - 1);
         const ids = [...next];
-        if (complete) ids.push(this.opts.eosId, this.sep[0]);
+        if (complete) {
+          ids.push(this.opts.eosId);
+          if (left >= this.sep.length + this.minObject) ids.push(this.sep[0]);
+        }
         return { ranges: [], ids };
       }
       case "sep":
         return { ranges: [], ids: [this.sep[s.count]] };
       case "invalid":
-        return { ranges: [], ids: [this.opts.eosId] };
+        return eos;
     }
   }
 

@@ -48,6 +48,12 @@ export interface JobResult {
   readonly probs: number[];
   /** Why generation stopped. */
   readonly stop: StopReason;
+  /** Width of the original image (after EXIF orientation). */
+  readonly width: number;
+  /** Height of the original image (after EXIF orientation). */
+  readonly height: number;
+  /** The decoded original image (HWC RGB), only with `RunOptions.keepRgb`. */
+  readonly rgb?: Uint8Array;
   /** Where the time went. */
   readonly timings: JobTimings;
 }
@@ -72,6 +78,10 @@ export interface RunOptions {
   readonly withProbs?: boolean;
   /** Called when a job's batch starts generating (its images are encoded). */
   readonly onBatchStart?: (indices: readonly number[]) => void;
+  /** Refuse images with more pixels than this (default: lib/image's 100 megapixels). */
+  readonly maxPixels?: number;
+  /** Keep each decoded original image and return it as `JobResult.rgb`. */
+  readonly keepRgb?: boolean;
 }
 
 /** Runs `jobs` in order, `batchSize` at a time, yielding each result as its batch finishes. */
@@ -96,10 +106,15 @@ export async function* runJobs(
     const b = indices.length;
     const pixels = new Float32Array(b * 3 * size * size);
     const prep: number[] = [];
+    const originals: { width: number; height: number; rgb?: Uint8Array }[] = [];
     for (const [r, i] of indices.entries()) {
       const t = performance.now();
-      const img = await preprocessImage(jobs[i].image, size);
+      const img = await preprocessImage(jobs[i].image, size, {
+        maxPixels: opts.maxPixels,
+        keepRgb: opts.keepRgb,
+      });
       pixels.set(img.pixelValues, r * 3 * size * size);
+      originals.push({ width: img.width, height: img.height, rgb: img.rgb });
       prep.push(performance.now() - t);
     }
     const rows = indices.map((i) => buildPrompt(tokenizer, cfg.numImageTokens, jobs[i].prompt));
@@ -126,6 +141,7 @@ export async function* runJobs(
         tokens: res.tokens[r],
         probs: res.probs[r],
         stop: res.stop[r],
+        ...originals[r],
         timings: {
           preprocess: prep[r],
           vision,

@@ -2,7 +2,8 @@
  * Image decoding to 8-bit RGB the way HF's `load_image` + `convert("RGB")` sees an image: EXIF
  * orientation applied, embedded ICC profiles ignored, alpha dropped (not composited), grey
  * replicated to three channels. 16-bit samples are scaled by 1/257 (PIL clips or truncates them:
- * we differ on purpose). Sizes are checked from the header before any pixel is decoded.
+ * we differ on purpose). Sizes are checked from the header before any pixel is decoded; only the
+ * first bytes are read for that check, the decoder reads the file itself.
  * @module
  */
 import sharp from "sharp";
@@ -47,16 +48,16 @@ function checkPixels(path: string, width: number, height: number, maxPixels: num
   const pixels = width * height;
   if (pixels <= maxPixels) return;
   throw new InputError(
-    `${path}: image is ${width}x${height} (${(pixels / 1e6).toFixed(1)} megapixels), ` +
-      `more than the limit of ${(maxPixels / 1e6).toFixed(1)}; raise it with --max-pixels`,
+    `${path}: image is ${width}x${height} = ${pixels} pixels, more than the limit of ` +
+      `${maxPixels}; raise it with --max-pixels`,
   );
 }
 
 /** Loads sharp's view of the header; any failure means the bytes are not an image we can read. */
-async function readHeader(path: string, bytes: Uint8Array): Promise<Header> {
+async function readHeader(path: string): Promise<Header> {
   let meta: Metadata;
   try {
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    meta = await sharp(path, { limitInputPixels: false }).metadata();
   } catch (err) {
     throw new InputError(`${path}: not a readable image (${oneLine(err)})`);
   }
@@ -78,8 +79,15 @@ function oneLine(err: unknown): string {
   return msg.split("\n")[0].trim();
 }
 
-/** Reads the whole file, turning file-system failures (missing, directory) into InputErrors. */
-async function readBytes(path: string): Promise<Uint8Array> {
+/** Bytes read up front for the header size check (JPEG frame headers can follow large APPn). */
+const HEAD_BYTES = 256 * 1024;
+
+/**
+ * Checks that `path` is a non-empty readable file and returns its first bytes (at most
+ * {@link HEAD_BYTES}), turning file-system failures (missing, directory, unreadable) into
+ * InputErrors. The rest of the file is left to the decoder, so a huge non-image is never read.
+ */
+async function readHead(path: string): Promise<Uint8Array> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
@@ -88,6 +96,26 @@ async function readBytes(path: string): Promise<Uint8Array> {
   }
   if (info.isDirectory) throw new InputError(`${path}: is a directory, expected an image file`);
   if (info.size === 0) throw new InputError(`${path}: empty file, expected an image`);
+  let file: Deno.FsFile | undefined;
+  try {
+    file = await Deno.open(path, { read: true });
+    const head = new Uint8Array(Math.min(info.size, HEAD_BYTES));
+    let got = 0;
+    while (got < head.length) {
+      const n = await file.read(head.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    return head.subarray(0, got);
+  } catch (err) {
+    throw describeFsError(err, path);
+  } finally {
+    file?.close();
+  }
+}
+
+/** The whole file (used for GIFs, once their size has passed the pixel check). */
+async function readAll(path: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
   } catch (err) {
@@ -162,9 +190,9 @@ function fillGifTransparent(s: Samples, rgb: Uint8Array, bytes: Uint8Array): voi
 }
 
 /** Decodes the first frame at native depth, EXIF-oriented, with no colour management. */
-async function decode(path: string, bytes: Uint8Array, header: Header): Promise<Samples> {
+async function decode(path: string, header: Header): Promise<Samples> {
   const cmyk = header.space === "cmyk" && !header.sixteenBit;
-  let pipeline = sharp(bytes, {
+  let pipeline = sharp(path, {
     autoOrient: true,
     ignoreIcc: true,
     failOn: "truncated",
@@ -203,13 +231,12 @@ async function decode(path: string, bytes: Uint8Array, header: Header): Promise<
  */
 export async function loadImage(path: string, opts: LoadImageOptions = {}): Promise<RgbImage> {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const bytes = await readBytes(path);
-  const claimed = headerSize(bytes);
+  const claimed = headerSize(await readHead(path));
   if (claimed !== undefined) checkPixels(path, claimed.width, claimed.height, maxPixels);
-  const header = await readHeader(path, bytes);
+  const header = await readHeader(path);
   checkPixels(path, header.width, header.height, maxPixels);
-  const samples = await decode(path, bytes, header);
+  const samples = await decode(path, header);
   const rgb = toRgb8(samples);
-  if (header.format === "gif") fillGifTransparent(samples, rgb, bytes);
+  if (header.format === "gif") fillGifTransparent(samples, rgb, await readAll(path));
   return { width: samples.width, height: samples.height, rgb };
 }

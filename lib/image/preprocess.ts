@@ -17,15 +17,29 @@ export interface PreprocessedImage {
   readonly width: number;
   /** Height of the decoded image (after EXIF orientation), before resizing. */
   readonly height: number;
+  /** The decoded image (HWC RGB, `width`×`height`), only when asked for with `keepRgb`. */
+  readonly rgb?: Uint8Array;
+}
+
+/** Options of {@link preprocessImage}. */
+export interface PreprocessOptions extends LoadImageOptions {
+  /** Also return the decoded full-size RGB (e.g. to draw an overlay without decoding again). */
+  readonly keepRgb?: boolean;
 }
 
 /** Loads `path` and turns it into `size`×`size` pixel values as the HF processor does. */
 export async function preprocessImage(
   path: string,
   size: number,
-  opts: LoadImageOptions = {},
+  opts: PreprocessOptions = {},
 ): Promise<PreprocessedImage> {
   const img = await loadImage(path, opts);
   const resized = resizeBicubic(img.rgb, img.width, img.height, size, size);
-  return { pixelValues: toPixelValues(resized, size), size, width: img.width, height: img.height };
+  return {
+    pixelValues: toPixelValues(resized, size),
+    size,
+    width: img.width,
+    height: img.height,
+    rgb: opts.keepRgb ? img.rgb : undefined,
+  };
 }

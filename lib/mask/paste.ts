@@ -7,7 +7,7 @@
  */
 
 import type { Box, Convention } from "../detect/convention.ts";
-import { resizeFloatPil, resizeU8Pil } from "./pil_resize.ts";
+import { resample } from "../image/pil_resample.ts";
 
 /** Side of the VQ-VAE's output mask. */
 export const MASK_SIDE = 64;
@@ -34,7 +34,7 @@ export function boxMask(
   }
   if (w <= 0 || h <= 0) return new Uint8Array(0);
   if (convention === "big_vision") {
-    const r = resizeFloatPil(m64, MASK_SIDE, MASK_SIDE, w, h, "bilinear");
+    const r = resample(m64, MASK_SIDE, MASK_SIDE, w, h, "bilinear");
     return Uint8Array.from(r, (v) => (v > 0 ? 1 : 0));
   }
   const u8 = new Uint8Array(m64.length);
@@ -43,7 +43,7 @@ export function boxMask(
     const v = Math.min(Math.max(Math.fround(Math.fround(m64[i] * half) + half), 0), 1);
     u8[i] = Math.trunc(Math.fround(v * 255));
   }
-  const r = resizeU8Pil(u8, MASK_SIDE, MASK_SIDE, w, h, "bicubic");
+  const r = resample(u8, MASK_SIDE, MASK_SIDE, w, h, "bicubic");
   return r.map((v) => (v / 255 > 0.5 ? 1 : 0));
 }
 

@@ -47,9 +47,20 @@ interface AddedToken {
   readonly special: boolean;
 }
 
-/** Number of code points of `s` (Python's `len`). */
+/** The code points of `s` (Python's `len` counts them). */
 function codePoints(s: string): string[] {
   return Array.from(s);
+}
+
+/** A candidate merge: its halves, their ids and lengths in code points, the merged score. */
+interface Merge {
+  readonly l: string;
+  readonly r: string;
+  readonly li: number;
+  readonly ri: number;
+  readonly score: number;
+  readonly ll: number;
+  readonly rl: number;
 }
 
 /**
@@ -63,17 +74,22 @@ function deriveMerges(
 ): [string, string][] {
   const scores = new Map<string, number>();
   for (const [piece, score] of entries) scores.set(piece, score);
-  const all: { l: string; r: string; score: number; ll: number; rl: number }[] = [];
+  const all: Merge[] = [];
   for (const [piece, score] of scores) {
     const cps = codePoints(piece);
-    const local: { l: string; r: string; score: number; ll: number; rl: number }[] = [];
+    const local: Merge[] = [];
+    let at = 0;
     for (let i = 1; i < cps.length; i++) {
-      const l = cps.slice(0, i).join("");
-      const r = cps.slice(i).join("");
-      if (known.has(l) && known.has(r)) local.push({ l, r, score, ll: i, rl: cps.length - i });
+      at += cps[i - 1].length;
+      const l = piece.slice(0, at);
+      const r = piece.slice(at);
+      const li = known.get(l);
+      const ri = known.get(r);
+      if (li === undefined || ri === undefined) continue;
+      local.push({ l, r, li, ri, score, ll: i, rl: cps.length - i });
     }
-    local.sort((a, b) => known.get(a.l)! - known.get(b.l)! || known.get(a.r)! - known.get(b.r)!);
-    all.push(...local);
+    local.sort((a, b) => a.li - b.li || a.ri - b.ri);
+    for (const m of local) all.push(m);
   }
   all.sort((a, b) => b.score - a.score || b.ll - a.ll || b.rl - a.rl);
   return all.map((m) => [m.l, m.r]);
@@ -123,7 +139,8 @@ export function sentencePieceToHf(
   const { pieces, trainerSpec: spec } = model;
   if (spec.modelType !== ModelType.bpe) {
     throw new InputError(
-      `${path}: only SentencePiece BPE models convert to tokenizer.json (model type ${spec.modelType})`,
+      `${path}: only SentencePiece BPE models convert to tokenizer.json ` +
+        `(model type ${spec.modelType})`,
     );
   }
   const pieceId = (piece: string, what: string): number => {

@@ -1,6 +1,7 @@
 /**
- * Mask decoding for the commands: `vqvae_decoder.onnx` through ONNX Runtime, or (`--vae`) the
- * npz weights through the TypeScript decoder. Both give 64×64 float masks for 16-code sequences.
+ * Mask decoding for the commands, always through ONNX Runtime: `vqvae_decoder.onnx`, or (`--vae`
+ * with an npz) the same graph built from `vae-oid.npz` on the fly. Gives 64×64 float masks for
+ * 16-code sequences. (lib/vqvae/cpu.ts, the TypeScript decoder, is the tests' reference.)
  * @module
  */
 
@@ -8,9 +9,8 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { InputError } from "../errors.ts";
-import { CpuVqvaeDecoder } from "./cpu.ts";
-import { VQVAE_ONNX } from "./onnx_graph.ts";
-import { checkCodes, loadVqvaeWeights, type VqvaeWeights } from "./weights.ts";
+import { VQVAE_ONNX, writeVqvaeOnnx } from "./onnx_graph.ts";
+import { checkCodes, loadVqvaeWeights } from "./weights.ts";
 
 /** Something that turns seg code sequences into 64×64 masks. */
 export interface MaskDecoder {
@@ -36,6 +36,22 @@ export class OnnxMaskDecoder implements MaskDecoder {
     }
   }
 
+  /**
+   * Reads `vae-oid.npz`, writes its decoder graph to a temporary folder with the ONNX graph
+   * writer, opens it and removes the folder.
+   */
+  static async fromNpz(npzPath: string, threads?: number): Promise<OnnxMaskDecoder> {
+    const weights = await loadVqvaeWeights(npzPath);
+    const tmp = await Deno.makeTempDir({ prefix: "pg-vqvae-" });
+    try {
+      const path = join(tmp, VQVAE_ONNX);
+      await writeVqvaeOnnx(weights, path);
+      return await OnnxMaskDecoder.load(path, threads);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  }
+
   /** Runs all sequences as one batch. */
   async decode(codes: readonly (readonly number[])[]): Promise<Float32Array[]> {
     if (codes.length === 0) return [];
@@ -57,43 +73,21 @@ export class OnnxMaskDecoder implements MaskDecoder {
   }
 }
 
-/** The TypeScript decoder over weights read from `vae-oid.npz`. */
-export class CpuMaskDecoder implements MaskDecoder {
-  private readonly decoder: CpuVqvaeDecoder;
-
-  /** Wraps loaded weights. */
-  constructor(weights: VqvaeWeights) {
-    this.decoder = new CpuVqvaeDecoder(weights);
-  }
-
-  /** Reads `vae-oid.npz`. */
-  static async load(path: string): Promise<CpuMaskDecoder> {
-    return new CpuMaskDecoder(await loadVqvaeWeights(path));
-  }
-
-  /** Decodes each sequence in turn. */
-  decode(codes: readonly (readonly number[])[]): Promise<Float32Array[]> {
-    return Promise.resolve(codes.map((c) => this.decoder.decode(c)));
-  }
-
-  /** Nothing to free. */
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
 function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split("\n")[0];
 }
 
 /**
- * The decoder for `segment`: `--vae FILE` (a `.npz` → TypeScript decoder, a `.onnx` → ORT), else
+ * The decoder for `segment`: `--vae FILE` (a `.onnx` graph, or a `.npz` whose graph is built on
+ * the fly), else
  * `vqvae_decoder.onnx` in the model folder; a clear error when neither exists.
  */
 export async function openMaskDecoder(modelDir: string, vae?: string): Promise<MaskDecoder> {
   if (vae !== undefined) {
     if (!fs.existsSync(vae)) throw new InputError(`--vae ${vae}: no such file`);
-    return vae.endsWith(".onnx") ? await OnnxMaskDecoder.load(vae) : await CpuMaskDecoder.load(vae);
+    return vae.endsWith(".onnx")
+      ? await OnnxMaskDecoder.load(vae)
+      : await OnnxMaskDecoder.fromNpz(vae);
   }
   const path = join(modelDir, VQVAE_ONNX);
   if (!fs.existsSync(path)) {

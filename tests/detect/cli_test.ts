@@ -10,12 +10,20 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { type Convention, placeBox } from "../../lib/detect/convention.ts";
 import { type AnswerMode, parseAnswer } from "../../lib/detect/grammar.ts";
+import { openModelDir } from "../../lib/backend/model_dir.ts";
+import { OnnxBackend } from "../../lib/backend/onnx.ts";
+import { preprocessImage } from "../../lib/image/preprocess.ts";
+import { batchPrompts } from "../../lib/prompt/batch.ts";
+import { buildPrompt } from "../../lib/prompt/build.ts";
+import { detectPrefix } from "../../lib/prompt/tasks.ts";
+import { loadTokenizer } from "../../lib/tokenizer/load.ts";
 import { pasteMask } from "../../lib/mask/paste.ts";
 import { type CocoRle, decodeRle } from "../../lib/mask/rle.ts";
 import { CpuVqvaeDecoder } from "../../lib/vqvae/cpu.ts";
 import { OnnxMaskDecoder } from "../../lib/vqvae/session.ts";
 import { loadVqvaeWeights } from "../../lib/vqvae/weights.ts";
 import { convertFixture, withTempDir } from "../generate/fixture_models.ts";
+import { type PgRun, runPg } from "../helpers/cli.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const IMAGES = join(ROOT, "tests/fixtures/images");
@@ -23,32 +31,9 @@ const VAE = join(ROOT, "tests/fixtures/vqvae/vae.npz");
 const CHELSEA = join(IMAGES, "chelsea.png");
 const ASTRONAUT = join(IMAGES, "astronaut.png");
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function pg(...args: string[]): Promise<Run> {
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-sys",
-      "main.ts",
-      ...args,
-    ],
-    cwd: ROOT,
-    env: { PALIGEMMA_MODEL: "" },
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const out = await cmd.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+/** Runs `pg <args>` in a subprocess. */
+function pg(...args: string[]): Promise<PgRun> {
+  return runPg(args);
 }
 
 interface JsonObject {
@@ -121,6 +106,66 @@ async function checkLine(
   });
 }
 
+/** Temperature-1 softmax probability of `id` in `row`. */
+function softmaxAt(row: Float32Array, id: number): number {
+  let max = -Infinity;
+  for (const v of row) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of row) sum += Math.exp(v - max);
+  return Math.exp(row[id] - max) / sum;
+}
+
+/**
+ * Checks each detect object's score against the model itself: the answer's token ids are rebuilt
+ * from the parsed objects (as the constrained grammar emits them), fed to the ONNX backend one by
+ * one after the prompt (teacher forcing, no generation loop, no grammar), and every object's score
+ * must be the mean temperature-1 probability of its 4 loc tokens.
+ */
+async function checkDetectScores(model: string, line: JsonLine, labels: string[]): Promise<void> {
+  const md = await openModelDir(model);
+  const tok = await loadTokenizer(md.tokenizer);
+  const parsed = parseAnswer(line.text, "detect").objects;
+  const ids: number[] = [];
+  const locAt: number[][] = [];
+  const sep = tok.encode(" ; ");
+  for (const [k, o] of parsed.entries()) {
+    if (k > 0) ids.push(...sep);
+    locAt.push(o.loc.map((_, j) => ids.length + j));
+    ids.push(...o.loc.map((v) => tok.locBase + v), ...tok.encode(` ${o.label}`));
+  }
+  assert.equal(tok.decode(ids, true), line.text, "token ids rebuilt from the answer");
+  const be = await OnnxBackend.load(md, { threads: 1 });
+  try {
+    const cfg = be.config;
+    const pre = await preprocessImage(line.image, cfg.vision.imageSize);
+    const feats = await be.encodeImages(pre.pixelValues, 1);
+    const prompt = buildPrompt(tok, cfg.numImageTokens, detectPrefix(labels));
+    const batch = batchPrompts([prompt], cfg.padTokenId);
+    let out = await be.prefill({ ...batch, image: feats, logitsToKeep: 1 });
+    const probs: number[] = [];
+    let mask = batch.attentionMask;
+    let pos = batch.positionIds[batch.length - 1];
+    for (const [j, id] of ids.entries()) {
+      probs.push(softmaxAt(out.logits, id));
+      if (j === ids.length - 1) break;
+      mask = Int32Array.from([...mask, 1]);
+      out = await be.decode({
+        cache: out.cache,
+        tokens: Int32Array.of(id),
+        positionIds: Int32Array.of(++pos),
+        attentionMask: mask,
+      });
+    }
+    parsed.forEach((_, k) => {
+      const want = locAt[k].reduce((a, i) => a + probs[i], 0) / 4;
+      const got = line.objects[k].score!;
+      assert.ok(Math.abs(got - want) <= 1e-5 * want, `object ${k}: score ${got}, model ${want}`);
+    });
+  } finally {
+    await be.release();
+  }
+}
+
 Deno.test("detect/segment CLI on pg1-tiny with --constrained: JSON, COCO, PNGs, --expect-label", () =>
   withTempDir(async (dir) => {
     const model = join(dir, "pg1");
@@ -164,6 +209,7 @@ Deno.test("detect/segment CLI on pg1-tiny with --constrained: JSON, COCO, PNGs, 
         assert.equal(line.convention, convention);
         await checkLine(line, "detect", ["cat", "dog"]);
       }
+      if (convention === "big_vision") await checkDetectScores(model, lines[0], ["cat", "dog"]);
       const results = JSON.parse(await Deno.readTextFile(coco));
       assert.equal(results.length, lines.reduce((a, l) => a + l.objects.length, 0));
       let k = 0;
@@ -228,7 +274,16 @@ Deno.test("detect/segment CLI on pg1-tiny with --constrained: JSON, COCO, PNGs, 
       assert.deepEqual(await pngMask(path), decodeRle(o.mask!).data);
     }
 
-    // --vae with the npz gives the same objects through the TypeScript decoder.
+    // --constrained at the default --max-tokens: the answer ends with whole objects only (without
+    // the budget, the astronaut's third object is cut off and skipped as seg_count).
+    r = await pg("segment", ASTRONAUT, "cat", "--model", model, "--constrained", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const whole = JSON.parse(r.stdout) as JsonLine;
+    assert.deepEqual(whole.skipped, [], r.stdout);
+    assert.ok(whole.objects.length >= 2, r.stdout);
+    await checkLine(whole, "segment", ["cat"], decoder);
+
+    // --vae with the npz builds the graph on the fly: the same objects and masks.
     r = await pg(
       "segment",
       CHELSEA,
@@ -245,24 +300,34 @@ Deno.test("detect/segment CLI on pg1-tiny with --constrained: JSON, COCO, PNGs, 
     assert.equal(r.code, 0, r.stderr);
     await checkLine(JSON.parse(r.stdout), "segment", ["cat"], decoder);
 
-    // --expect-label: 0 when present, 1 when absent (or below --min-score).
+    // --expect-label: 0 when present, 1 when absent (or below --min-score), 2 when not looked for.
+    // With room for one object only, one of the two labels is absent.
     const base = [
       "detect",
       CHELSEA,
-      "cat",
+      "cat ; dog",
       "--model",
       model,
       "--constrained",
       "--max-tokens",
-      "12",
+      "6",
     ];
-    r = await pg(...base, "--expect-label", "cat");
+    r = await pg(...base, "--json");
     assert.equal(r.code, 0, r.stderr);
-    r = await pg(...base, "--expect-label", "dog");
+    const only = (JSON.parse(r.stdout) as JsonLine).objects;
+    assert.equal(only.length, 1, r.stdout);
+    const present = only[0].label;
+    const absent = present === "cat" ? "dog" : "cat";
+    r = await pg(...base, "--expect-label", present);
+    assert.equal(r.code, 0, r.stderr);
+    r = await pg(...base, "--expect-label", absent);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /--expect-label dog: no such object/);
-    r = await pg(...base, "--expect-label", "cat", "--min-score", "1");
+    assert.match(r.stderr, new RegExp(`--expect-label ${absent}: no such object`));
+    r = await pg(...base, "--expect-label", present, "--min-score", "1");
     assert.equal(r.code, 1, r.stderr);
+    r = await pg(...base, "--expect-label", "bird");
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--expect-label bird: not among the labels/);
     r = await pg(
       "segment",
       CHELSEA,
@@ -305,6 +370,11 @@ Deno.test("detect/segment CLI on pg1-tiny with --constrained: JSON, COCO, PNGs, 
     // Usage errors.
     r = await pg("segment", CHELSEA, "cat ; dog", "--model", model);
     assert.equal(r.code, 2, r.stderr);
+    const png = join(dir, "several.png");
+    r = await pg("detect", CHELSEA, ASTRONAUT, "cat", "--model", model, "--overlay", png);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--overlay .*several\.png: a PNG file takes one image/);
+    assert.ok(!(await Deno.stat(png).then(() => true, () => false)), "no folder named .png");
     r = await pg("detect", CHELSEA, "cat", "--model", model, "--convention", "coco");
     assert.equal(r.code, 2, r.stderr);
   }));

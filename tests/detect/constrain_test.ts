@@ -70,13 +70,14 @@ async function constrainedRun(
   labels: string[],
   seed: number,
   temperature: number,
+  maxTokens = 400,
 ) {
   const eos = tok.eosId;
-  const grammar = new AnswerGrammar({ mode, labels, tokenizer: tok, eosId: eos });
+  const grammar = new AnswerGrammar({ mode, labels, tokenizer: tok, eosId: eos, maxTokens });
   const be = new NoiseBackend(tok.vocabSize, seed, 1);
   const batch = batchPrompts([buildPrompt(tok, 0, "detect x")], tok.padId);
   const res = await generate(be, batch, null, {
-    maxTokens: 400,
+    maxTokens,
     eosIds: [eos],
     padId: tok.padId,
     sampling: { temperature, topK: 0, topP: 1 },
@@ -114,6 +115,37 @@ Deno.test("constrained decoding: every answer is well formed, with the asked lab
         );
       }
     }
+  }
+});
+
+Deno.test("constrained decoding in --max-tokens: whole objects only, then EOS", async () => {
+  const tok = await loadTokenizer(TOKENIZER);
+  const sep = tok.encode(" ; ").length;
+  for (const mode of ["detect", "segment"] as const) {
+    const labels = mode === "segment" ? ["cat"] : ["cat", "red car"];
+    const minLabel = Math.min(...labels.map((l) => tok.encode(` ${l}`).length));
+    // The shortest whole object and the end of sequence after it.
+    const minObject = 4 + (mode === "segment" ? 16 : 0) + minLabel + 1;
+    let most = 0;
+    for (let budget = minObject - 2; budget <= minObject * 3 + 2 * sep + 1; budget++) {
+      for (const seed of [budget * 2, budget * 2 + 1]) {
+        const { res } = await constrainedRun(tok, mode, labels, seed, seed % 2, budget);
+        const text = tok.decode(res.tokens[0], true);
+        const parsed = parseAnswer(text, mode);
+        const tag = `${mode} budget ${budget} seed ${seed}: ${JSON.stringify(text)}`;
+        assert.equal(res.stop[0], "eos", tag);
+        assert.ok(res.tokens[0].length < budget, tag);
+        assert.deepEqual(parsed.skipped, [], tag);
+        assert.deepEqual(parsed.texts, [], tag);
+        if (budget < minObject) assert.equal(res.tokens[0].length, 0, tag);
+        else assert.ok(parsed.objects.length >= 1, tag);
+        // n objects, the separators between them and the end of sequence fit the budget.
+        const n = parsed.objects.length;
+        assert.ok(n === 0 || n * (minObject - 1) + (n - 1) * sep + 1 <= budget, tag);
+        most = Math.max(most, n);
+      }
+    }
+    assert.ok(most >= 2, `${mode}: some budget should fit several objects`);
   }
 });
 

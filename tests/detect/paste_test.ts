@@ -3,7 +3,7 @@ import { decodeBase64 } from "./base64.ts";
 import { toFloat32 } from "../../lib/checkpoint/dtype.ts";
 import { openSafetensors } from "../../lib/checkpoint/safetensors.ts";
 import { boxMask, pasteMask } from "../../lib/mask/paste.ts";
-import { resizeFloatPil, resizeU8Pil } from "../../lib/mask/pil_resize.ts";
+import { resample } from "../../lib/image/pil_resample.ts";
 
 const ref = JSON.parse(
   Deno.readTextFileSync(new URL("./pil_resize_pillow13.json", import.meta.url)),
@@ -34,8 +34,8 @@ Deno.test("Pillow resize: mode F bilinear and mode L bicubic equal Pillow 13 exa
   for (const c of ref.cases) {
     const wantF = new Float32Array(decodeBase64(c.f32).buffer);
     const wantL = decodeBase64(c.u8);
-    assert.deepEqual(resizeFloatPil(m, 64, 64, c.w, c.h, "bilinear"), wantF, `F ${c.w}x${c.h}`);
-    assert.deepEqual(resizeU8Pil(u8, 64, 64, c.w, c.h, "bicubic"), wantL, `L ${c.w}x${c.h}`);
+    assert.deepEqual(resample(m, 64, 64, c.w, c.h, "bilinear"), wantF, `F ${c.w}x${c.h}`);
+    assert.deepEqual(resample(u8, 64, 64, c.w, c.h, "bicubic"), wantL, `L ${c.w}x${c.h}`);
     // And the thresholds the two conventions apply.
     const bv = boxMask(m, c.w, c.h, "big_vision");
     const hf = boxMask(m, c.w, c.h, "hf-demo");

@@ -8,7 +8,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-FIX = os.path.join(REPO, "tests", "fixtures")
+# PG_FIXTURES_DIR redirects every generator (generate.sh --check writes to a temporary folder).
+FIX = os.environ.get("PG_FIXTURES_DIR") or os.path.join(REPO, "tests", "fixtures")
 
 
 def fpath(*parts):

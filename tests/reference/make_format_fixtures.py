@@ -19,6 +19,7 @@ import io
 import json
 import os
 import shutil
+import struct
 import time
 import zipfile
 
@@ -33,7 +34,9 @@ import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(os.path.dirname(HERE), "fixtures", "formats")
+# PG_FIXTURES_DIR redirects the output, as for the other generators (see common.py).
+OUT = os.path.join(os.environ.get("PG_FIXTURES_DIR") or os.path.join(os.path.dirname(HERE), "fixtures"),
+                   "formats")
 
 ST_NAMES = {
     np.dtype("float32"): "F32", np.dtype("float16"): "F16", np.dtype("float64"): "F64",
@@ -76,6 +79,28 @@ def arrays(rng):
         "empty": np.zeros((0, 4), dtype=np.float32),
         "stacked": rng.standard_normal((3, 2, 4)).astype(np.float32),
     }
+
+
+def save_st(tensors, path, metadata):
+    """safetensors.torch.save_file, then `__metadata__` rewritten with its keys sorted.
+
+    The writer serialises the metadata from a Rust HashMap, so its key order changes from run to
+    run; sorting gives reproducible bytes. Only the order changes: the header keeps its length.
+    """
+    save_file(tensors, path, metadata=metadata)
+    with open(path, "r+b") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        raw = f.read(n)
+        header = json.loads(raw, object_pairs_hook=dict)
+        meta = header.get("__metadata__")
+        if not meta:
+            return
+        header["__metadata__"] = dict(sorted(meta.items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        body = raw.rstrip(b" ")
+        assert json.loads(body) == json.loads(text) and len(text) == len(body), "header rewrite"
+        f.seek(8)
+        f.write(text + raw[len(body):])
 
 
 def npy_bytes(a, version):
@@ -125,8 +150,7 @@ def main():
             tensors[k] = torch.from_numpy(v.view(signed).copy()).view(tdt)
         else:
             tensors[k] = torch.from_numpy(np.array(v, order="C", copy=True))
-    save_file(tensors, os.path.join(OUT, "st_torch.safetensors"),
-              metadata={"format": "pt", "note": "fixture"})
+    save_st(tensors, os.path.join(OUT, "st_torch.safetensors"), {"format": "pt", "note": "fixture"})
     expected["st_torch.safetensors"] = {k: expect(v) for k, v in st.items()}
 
     shard_dir = os.path.join(OUT, "st_sharded")
@@ -135,8 +159,7 @@ def main():
     weight_map = {}
     for i, names in enumerate(parts):
         fname = f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors"
-        save_file({n: tensors[n] for n in names}, os.path.join(shard_dir, fname),
-                  metadata={"format": "pt"})
+        save_st({n: tensors[n] for n in names}, os.path.join(shard_dir, fname), {"format": "pt"})
         weight_map.update({n: fname for n in names})
     total = sum(tensors[n].numel() * tensors[n].element_size() for p in parts for n in p)
     with open(os.path.join(shard_dir, "model.safetensors.index.json"), "w") as f:

@@ -7,7 +7,7 @@ import { CONVENTIONS, placeBox } from "../../lib/detect/convention.ts";
 import { pasteMask } from "../../lib/mask/paste.ts";
 import { CpuVqvaeDecoder } from "../../lib/vqvae/cpu.ts";
 import { writeVqvaeOnnx } from "../../lib/vqvae/onnx_graph.ts";
-import { OnnxMaskDecoder } from "../../lib/vqvae/session.ts";
+import { OnnxMaskDecoder, openMaskDecoder } from "../../lib/vqvae/session.ts";
 import { loadVqvaeWeights } from "../../lib/vqvae/weights.ts";
 
 const dir = new URL("../fixtures/vqvae/", import.meta.url).pathname;
@@ -122,5 +122,31 @@ Deno.test("vqvae: pasted masks equal the fixture PNGs under both conventions", a
       worstOurs = Math.max(worstOurs, diff / (w * h));
     }
     assert.ok(worstOurs <= 0.001, `${convention}: ${(worstOurs * 100).toFixed(3)}% pixels differ`);
+  }
+});
+
+Deno.test("vqvae: --vae npz runs through ONNX Runtime, no temporary files left", async () => {
+  const tmp = await Deno.makeTempDir();
+  const before = Deno.env.get("TMPDIR");
+  Deno.env.set("TMPDIR", tmp);
+  try {
+    const dec = await openMaskDecoder(tmp, join(dir, "vae.npz"));
+    try {
+      assert.ok(dec instanceof OnnxMaskDecoder, "an ONNX Runtime session, not the TS decoder");
+      assert.deepEqual([...Deno.readDirSync(tmp)], [], "the temporary graph is removed");
+      const want = await expectedMasks();
+      const got = await dec.decode(meta.sequences.map((s) => s.codes));
+      let worst = 0;
+      for (const s of meta.sequences) {
+        worst = Math.max(worst, maxAbsDiff(got[s.index], want[s.index]));
+      }
+      assert.ok(worst < 1e-4, `max |diff| ${worst}`);
+    } finally {
+      await dec.close();
+    }
+  } finally {
+    if (before === undefined) Deno.env.delete("TMPDIR");
+    else Deno.env.set("TMPDIR", before);
+    await Deno.remove(tmp, { recursive: true });
   }
 });

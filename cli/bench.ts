@@ -1,0 +1,226 @@
+/**
+ * `bench`: load a converted model once, then time the whole image → tokens path a few times
+ * through the same pipeline `caption` uses (greedy, no stop at `<eos>`), and report load time,
+ * vision encoder, prefill, time to first token, decode speed and peak memory.
+ * @module
+ */
+
+import { join } from "node:path";
+import sharp from "sharp";
+import { pickDtype } from "../lib/backend/model_dir.ts";
+import { runJobs } from "../lib/generate/pipeline.ts";
+import { buildPrompt } from "../lib/prompt/build.ts";
+import { captionPrefix } from "../lib/prompt/tasks.ts";
+import { type Command, intFlag, parseFlags, stringFlag } from "./command.ts";
+import { checkImages, loadModel, MODEL_FLAG_SPEC, parseModelArgs } from "./model_args.ts";
+import { writeOut } from "./model_output.ts";
+
+/** Default of `--tokens`. */
+const DEFAULT_TOKENS = 64;
+/** Default of `--runs`. */
+const DEFAULT_RUNS = 3;
+
+const HELP = `Usage: pg bench --model DIR [options]
+
+Loads a converted model once, then runs image → first token → --tokens tokens (greedy, no stop
+at <eos>) --runs times after --warmup untimed runs, and reports the median, min and max of each
+stage: preprocess (image load and resize), vision (encoder), prefill, time to first token
+(preprocess + vision + prefill), decode time and decode tokens/s (tokens after the first), plus
+load time and the process's peak resident memory. Progress goes to stderr.
+
+Options:
+  --model DIR          converted ONNX model folder (or set PALIGEMMA_MODEL)
+  --dtype NAME         fp32, fp16, q8 or q4 (default: the most accurate one present)
+  --threads N          ONNX Runtime intra-op threads (default: one per core)
+  --image FILE         image to encode (default: a generated grey test image)
+  --prompt TEXT        prompt (default 'caption en')
+  --tokens N           tokens generated per run, at least 2 (default ${DEFAULT_TOKENS})
+  --runs N             timed runs (default ${DEFAULT_RUNS})
+  --warmup N           untimed runs first (default 1)
+  --json               one JSON object on stdout instead of the table`;
+
+/** Milliseconds of one timed run. */
+interface RunTimes {
+  readonly preprocess: number;
+  readonly vision: number;
+  readonly prefill: number;
+  readonly ttft: number;
+  readonly decode: number;
+  readonly decodeTokensPerS: number;
+}
+
+const STAGES: readonly (keyof RunTimes)[] = [
+  "preprocess",
+  "vision",
+  "prefill",
+  "ttft",
+  "decode",
+  "decodeTokensPerS",
+];
+
+/** Peak resident memory of this process in bytes: the kernel's high-water mark where it has one. */
+function peakRss(sampled: number): number {
+  try {
+    const status = Deno.readTextFileSync("/proc/self/status");
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
+    if (m) return Math.max(Number(m[1]) * 1024, sampled);
+  } catch {
+    // Not Linux: the sampled maximum is all there is.
+  }
+  return sampled;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+const round = (x: number, places = 2) => Math.round(x * 10 ** places) / 10 ** places;
+
+/** Writes a plain grey square PNG of `size` pixels into `dir` and returns its path. */
+async function greyImage(dir: string, size: number): Promise<string> {
+  const path = join(dir, "bench.png");
+  await sharp({
+    create: { width: size, height: size, channels: 3, background: { r: 128, g: 128, b: 128 } },
+  }).png().toFile(path);
+  return path;
+}
+
+/** The human-readable report. */
+function table(report: Record<string, unknown>, runs: readonly RunTimes[]): string {
+  const rows: string[] = [
+    `model        ${report.model}, ${report.backend}`,
+    `image        ${report.image}`,
+    `prompt       ${JSON.stringify(report.prompt)}: ${report.prompt_tokens} tokens` +
+    ` (${report.image_tokens} image tokens)`,
+    `generated    ${report.tokens} tokens per run, ${runs.length} runs` +
+    ` after ${report.warmup} warm-up`,
+    `load         ${(report.load_ms as number).toFixed(1)} ms`,
+    "",
+    `${"".padEnd(18)}${"median".padStart(10)}${"min".padStart(10)}${"max".padStart(10)}`,
+  ];
+  const label: Record<keyof RunTimes, string> = {
+    preprocess: "preprocess (ms)",
+    vision: "vision (ms)",
+    prefill: "prefill (ms)",
+    ttft: "first token (ms)",
+    decode: "decode (ms)",
+    decodeTokensPerS: "decode (tok/s)",
+  };
+  for (const k of STAGES) {
+    const xs = runs.map((r) => r[k]);
+    const cells = [median(xs), Math.min(...xs), Math.max(...xs)].map((x) =>
+      x.toFixed(1).padStart(10)
+    );
+    rows.push(`${label[k].padEnd(18)}${cells.join("")}`);
+  }
+  rows.push("", `peak RSS     ${(report.peak_rss_mb as number).toFixed(1)} MB`);
+  return rows.join("\n") + "\n";
+}
+
+/** `bench`: measure load, vision, prefill and decode speed of a converted model. */
+export const benchCommand: Command = {
+  name: "bench",
+  summary: "measure load, prefill and decode speed",
+  help: HELP,
+  async run(args: string[]): Promise<number> {
+    const { values } = parseFlags("bench", args, {
+      model: MODEL_FLAG_SPEC.model,
+      dtype: MODEL_FLAG_SPEC.dtype,
+      threads: MODEL_FLAG_SPEC.threads,
+      image: { type: "string" },
+      prompt: { type: "string" },
+      tokens: { type: "string" },
+      runs: { type: "string" },
+      warmup: { type: "string" },
+      json: { type: "boolean" },
+    });
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    const opts = parseModelArgs("bench", values);
+    const tokens = intFlag(values, "tokens", DEFAULT_TOKENS, 2, 1 << 16);
+    const runs = intFlag(values, "runs", DEFAULT_RUNS, 1, 10_000);
+    const warmup = intFlag(values, "warmup", 1, 0, 10_000);
+    const prompt = stringFlag(values, "prompt") ?? captionPrefix("en");
+    const imageFlag = stringFlag(values, "image");
+    if (imageFlag !== undefined) checkImages([imageFlag], opts.maxPixels);
+
+    let sampled = 0;
+    const sample = () => sampled = Math.max(sampled, Deno.memoryUsage().rss);
+    const timer = setInterval(sample, 20);
+    const tmp = imageFlag === undefined ? await Deno.makeTempDir({ prefix: "pg-bench-" }) : "";
+    try {
+      console.error(`bench: loading ${opts.model}`);
+      const model = await loadModel(opts);
+      sample();
+      console.error(`bench: loaded in ${model.loadMs.toFixed(0)} ms (${model.backend.name})`);
+      const cfg = model.backend.config;
+      const image = imageFlag ?? await greyImage(tmp, cfg.vision.imageSize);
+      const promptTokens = buildPrompt(model.tokenizer, cfg.numImageTokens, prompt).inputIds.length;
+      const times: RunTimes[] = [];
+      try {
+        for (let i = 0; i < warmup + runs; i++) {
+          const timed = i >= warmup;
+          const job = [{ image, prompt }];
+          const opt = { maxTokens: tokens, eosIds: [], maxPixels: opts.maxPixels };
+          for await (const r of runJobs(model.backend, model.tokenizer, job, opt)) {
+            const t = r.timings;
+            const decodeTokensPerS = t.decode > 0 ? (r.tokens.length - 1) / (t.decode / 1000) : 0;
+            const run: RunTimes = {
+              ...t,
+              ttft: t.preprocess + t.vision + t.prefill,
+              decodeTokensPerS,
+            };
+            const what = timed ? `run ${i - warmup + 1}/${runs}` : `warm-up ${i + 1}/${warmup}`;
+            console.error(
+              `bench: ${what}: first token ${run.ttft.toFixed(1)} ms, ` +
+                `${decodeTokensPerS.toFixed(1)} tokens/s`,
+            );
+            if (timed) times.push(run);
+          }
+          sample();
+        }
+      } finally {
+        await model.backend.release();
+      }
+      const stat = (k: keyof RunTimes) => round(median(times.map((r) => r[k])));
+      const report = {
+        model: opts.model,
+        backend: model.backend.name,
+        dtype: pickDtype(model.dir, opts.dtype),
+        threads: opts.threads ?? null,
+        image: imageFlag ?? `generated ${cfg.vision.imageSize}x${cfg.vision.imageSize} grey`,
+        prompt,
+        prompt_tokens: promptTokens,
+        image_tokens: cfg.numImageTokens,
+        tokens,
+        runs,
+        warmup,
+        load_ms: round(model.loadMs),
+        preprocess_ms: stat("preprocess"),
+        vision_ms: stat("vision"),
+        prefill_ms: stat("prefill"),
+        ttft_ms: stat("ttft"),
+        decode_ms: stat("decode"),
+        decode_tokens_per_s: stat("decodeTokensPerS"),
+        peak_rss_mb: round(peakRss(sampled) / (1 << 20), 1),
+        runs_ms: times.map((r) => ({
+          preprocess: round(r.preprocess),
+          vision: round(r.vision),
+          prefill: round(r.prefill),
+          ttft: round(r.ttft),
+          decode: round(r.decode),
+          decode_tokens_per_s: round(r.decodeTokensPerS),
+        })),
+      };
+      writeOut(values.json === true ? JSON.stringify(report) + "\n" : table(report, times));
+    } finally {
+      clearInterval(timer);
+      if (tmp !== "") await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    }
+    return 0;
+  },
+};

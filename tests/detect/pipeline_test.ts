@@ -1,0 +1,76 @@
+/**
+ * `runJobs` hands detect/segment what they need from the one decode of each image: the original
+ * size always, the decoded RGB only when asked (for overlays).
+ */
+
+import assert from "node:assert/strict";
+import type {
+  Backend,
+  DecodeInput,
+  ImageFeatures,
+  KvCache,
+  StepOutput,
+} from "../../lib/backend/backend.ts";
+import { runJobs } from "../../lib/generate/pipeline.ts";
+import { loadImage } from "../../lib/image/load.ts";
+import type { PaliGemmaConfig } from "../../lib/model/config.ts";
+import { loadTokenizer } from "../../lib/tokenizer/load.ts";
+
+const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+const IMAGES = new URL("../fixtures/images/", import.meta.url).pathname;
+
+/** Emits end of sequence at once; remembers the pixel values it was given. */
+class EosBackend implements Backend {
+  readonly name = "eos";
+  readonly pixels: Float32Array[] = [];
+
+  constructor(readonly vocabSize: number, readonly config: PaliGemmaConfig, private eos: number) {}
+
+  private step(b: number, length: number): StepOutput {
+    const logits = new Float32Array(b * this.vocabSize);
+    for (let r = 0; r < b; r++) logits[r * this.vocabSize + this.eos] = 1;
+    const cache: KvCache = { batchSize: b, length };
+    return { logits, kept: 1, cache };
+  }
+
+  encodeImages(pixels: Float32Array, b: number): Promise<ImageFeatures> {
+    this.pixels.push(pixels.slice());
+    return Promise.resolve({ batchSize: b, tokens: 4, dim: 1, data: new Float32Array(4 * b) });
+  }
+  prefill(input: { batchSize: number; length: number }): Promise<StepOutput> {
+    return Promise.resolve(this.step(input.batchSize, input.length));
+  }
+  decode(input: DecodeInput): Promise<StepOutput> {
+    return Promise.resolve(this.step(input.cache.batchSize, input.cache.length + 1));
+  }
+  release(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+Deno.test("runJobs: original width/height always, the decoded RGB only with keepRgb", async () => {
+  const tok = await loadTokenizer(TOKENIZER);
+  const config = {
+    imageTokenIndex: tok.imageId,
+    numImageTokens: 4,
+    padTokenId: tok.padId,
+    vision: { imageSize: 28 },
+  } as unknown as PaliGemmaConfig;
+  const images = ["chelsea.png", "exif6.jpg", "astronaut.png"].map((n) => IMAGES + n);
+  const jobs = images.map((image) => ({ image, prompt: "detect cat" }));
+  for (const keepRgb of [false, true]) {
+    const be = new EosBackend(tok.vocabSize, config, tok.eosId);
+    const opts = { batchSize: 2, maxTokens: 4, eosIds: [tok.eosId], keepRgb };
+    let n = 0;
+    for await (const r of runJobs(be, tok, jobs, opts)) {
+      const want = await loadImage(r.job.image);
+      assert.deepEqual([r.width, r.height], [want.width, want.height], r.job.image);
+      if (keepRgb) assert.deepEqual(r.rgb, want.rgb, r.job.image);
+      else assert.equal(r.rgb, undefined);
+      assert.equal(r.stop, "eos");
+      n++;
+    }
+    assert.equal(n, 3);
+    assert.equal(be.pixels.length, 2);
+  }
+});
