@@ -39,7 +39,8 @@ export function parseFlags(command: string, args: string[], options: FlagSpec): 
     return { values: values as FlagValues, positionals };
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    throw new UsageError(`${command}: ${msg.split("\n")[0]} (see '${command} --help')`);
+    const oneLine = msg.replace(/\s*\n\s*/g, " ");
+    throw new UsageError(`${command}: ${oneLine} (see '${command} --help')`);
   }
 }
 

@@ -79,19 +79,22 @@ export interface ModelArgs {
   readonly maxPixels: number;
 }
 
-/** Reads a finite number flag within [min, max], or `fallback` when absent. */
+/** Reads a finite number flag within [min, max] (or (min, max] when `minExclusive`), else `fallback`. */
 export function numberFlag(
   values: FlagValues,
   name: string,
   fallback: number,
   min: number,
   max: number,
+  minExclusive = false,
 ): number {
   const s = stringFlag(values, name);
   if (s === undefined) return fallback;
   const n = Number(s);
-  if (s.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
-    throw new UsageError(`--${name} expects a number from ${min} to ${max}, got '${s}'`);
+  const low = minExclusive ? n <= min : n < min;
+  if (s.trim() === "" || !Number.isFinite(n) || low || n > max) {
+    const range = minExclusive ? `greater than ${min} and at most ${max}` : `from ${min} to ${max}`;
+    throw new UsageError(`--${name} expects a number ${range}, got '${s}'`);
   }
   return n;
 }
@@ -113,7 +116,7 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
     ? undefined
     : intFlag(values, "threads", 1, 1, 1024);
   const topK = intFlag(values, "top-k", 0, 0);
-  const topP = numberFlag(values, "top-p", 1, Number.MIN_VALUE, 1);
+  const topP = numberFlag(values, "top-p", 1, 0, 1, true);
   const filtering = values["top-k"] !== undefined || values["top-p"] !== undefined;
   const temperature = numberFlag(values, "temperature", filtering ? 1 : 0, 0, 1e6);
   return {

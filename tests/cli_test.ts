@@ -59,3 +59,13 @@ Deno.test("pg with no arguments: usage on stderr, nothing on stdout, exit 2", as
   assert.equal(help.code, 0);
   assert.match(help.stdout, /Usage: pg /);
 });
+
+Deno.test("numeric flag errors are one line that says the accepted range (exit 2)", async () => {
+  const neg = await runPg(["caption", "x.png", "--temperature", "-1"]);
+  assert.equal(neg.code, 2);
+  assert.equal(neg.stderr.trim().split("\n").length, 1);
+  assert.match(neg.stderr, /--temperature=-XYZ/);
+  const topP = await runPg(["caption", "x.png", "--model", "m", "--top-p", "2"]);
+  assert.equal(topP.code, 2);
+  assert.match(topP.stderr, /--top-p expects a number greater than 0 and at most 1, got '2'/);
+});
