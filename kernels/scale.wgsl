@@ -1,0 +1,27 @@
+// scale: Y[i] = X[i] * s, i < n.
+// Bindings: 0 X (read, n) · 1 Y (read_write, n) · 2 params (uniform).
+// Workgroup: 256 threads, one element each.
+// Dispatch: (x, y, 1) with x*y*256 >= n, x <= 65535.
+
+struct Params {
+  n: u32,
+  s: f32,
+  _p0: u32,
+  _p1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(256, 1, 1)
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+  let i = (wg.x + wg.y * nwg.x) * 256u + lid.x;
+  if (i < p.n) {
+    Y[i] = X[i] * p.s;
+  }
+}
