@@ -18,7 +18,22 @@ if (!adapter) {
 /** Seed of this run: PG_TEST_SEED when set, otherwise fresh; printed on failures. */
 export const RUN_SEED = Number(Deno.env.get("PG_TEST_SEED") ?? Date.now() % 2147483647);
 
-/** Registers a test that gets its own runner; ignored (skipped) when there is no adapter. */
+let runner: Promise<GpuRunner> | undefined;
+
+/**
+ * One runner (device) for the whole test run: creating and destroying a device per test churns
+ * the software adapter's teardown path, which crashed the process once in ~20 runs on llvmpipe.
+ */
+function sharedRunner(): Promise<GpuRunner> {
+  if (!runner) {
+    runner = GpuRunner.open(adapter);
+    // Tear the device down before the runtime exits: leaving it alive crashes at exit.
+    runner.then((r) => globalThis.addEventListener("unload", () => r.destroy()));
+  }
+  return runner;
+}
+
+/** Registers a test run on the shared runner; ignored (skipped) when there is no adapter. */
 export function gpuTest(name: string, fn: (r: GpuRunner) => Promise<void>): void {
   Deno.test({
     name: adapter ? name : `${name} (skipped: no WebGPU adapter)`,
@@ -26,14 +41,7 @@ export function gpuTest(name: string, fn: (r: GpuRunner) => Promise<void>): void
     // WebGPU devices keep internal handles alive between tests.
     sanitizeResources: false,
     sanitizeOps: false,
-    fn: async () => {
-      const r = await GpuRunner.open(adapter);
-      try {
-        await fn(r);
-      } finally {
-        r.destroy();
-      }
-    },
+    fn: async () => await fn(await sharedRunner()),
   });
 }
 
