@@ -53,6 +53,16 @@ function copyTokenizer(srcDir: string, out: string): number {
   return n;
 }
 
+/** Whether `dst` is an existing folder (false: absent); refuses a file there before any work. */
+function destinationKind(dst: string): boolean {
+  try {
+    if (fs.statSync(dst).isDirectory()) return true;
+  } catch {
+    return false;
+  }
+  throw new InputError(`${dst}: exists and is not a folder`);
+}
+
 /** `convert`: checkpoint → ONNX model folder. */
 export const convertCommand: Command = {
   name: "convert",
@@ -91,10 +101,18 @@ export const convertCommand: Command = {
     const vae = vaePath === undefined ? undefined : await loadVqvaeWeights(vaePath);
     const tokenizer = stringFlag(values, "tokenizer");
     const configPath = stringFlag(values, "config");
+    const dstIsFolder = destinationKind(dst);
     const ck = await openCheckpoint(srcPath);
     try {
       if (ck.format === "onnx") {
         throw new InputError(`${srcPath}: is already an ONNX model folder`);
+      }
+      const hasTokenizer = dstIsFolder && fs.existsSync(join(dst, "tokenizer.json"));
+      if (ck.format === "big_vision" && tokenizer === undefined && !hasTokenizer) {
+        throw new UsageError(
+          `convert: ${srcPath} is a big_vision checkpoint, which carries no tokenizer: ` +
+            "pass --tokenizer paligemma_tokenizer.model",
+        );
       }
       // Read --tokenizer before the long conversion, so a bad file fails fast.
       const tokFiles = tokenizer === undefined ? undefined : await sentencePieceFileToHf(tokenizer);
@@ -119,8 +137,6 @@ export const convertCommand: Command = {
           const dir = fs.statSync(ck.path).isDirectory() ? ck.path : dirname(ck.path);
           if (copyTokenizer(dir, tmp) === 0) log(`warning: no tokenizer files in ${dir}`);
           else if (await fillTokenizerJson(tmp)) log("tokenizer.json written from tokenizer.model");
-        } else {
-          log("warning: no tokenizer written (big_vision checkpoint without --tokenizer)");
         }
         if (vae) await writeVqvaeInto(vae, tmp);
         await commitDir(tmp, dst);

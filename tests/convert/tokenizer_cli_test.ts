@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { convertCommand } from "../../cli/convert.ts";
-import { InputError } from "../../lib/errors.ts";
+import { InputError, UsageError } from "../../lib/errors.ts";
 import { fixtureCases, withTempDir } from "../generate/fixture_models.ts";
 import { runPg as pg } from "../helpers/cli.ts";
 
@@ -71,4 +71,16 @@ Deno.test("convert bv.npz --tokenizer tokenizer.model: captions as the HF conver
       InputError,
     );
     await assert.rejects(Deno.stat(join(dir, "never")), Deno.errors.NotFound);
+
+    // An npz carries no tokenizer: without --tokenizer it is a usage error, before any work.
+    await assert.rejects(
+      convertCommand.run([join(PG1, "bv.npz"), join(dir, "never")]),
+      (e: unknown) => e instanceof UsageError && /--tokenizer/.test(e.message),
+    );
+    await assert.rejects(Deno.stat(join(dir, "never")), Deno.errors.NotFound);
+    // A file where the folder should go is refused before converting.
+    await assert.rejects(
+      convertCommand.run([join(PG1, "hf"), bad]),
+      (e: unknown) => e instanceof InputError && /exists and is not a folder/.test(e.message),
+    );
   }));
