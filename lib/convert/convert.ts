@@ -15,7 +15,8 @@ import {
 } from "./configs.ts";
 import { buildDecoderGraph } from "./decoder_graph.ts";
 import { buildEmbedGraph, EMBED } from "./embed_graph.ts";
-import type { Precision } from "./layers.ts";
+import { type Precision, type QuantOptions, type WeightFormat, weightFormat } from "./layers.ts";
+import type { QuantScheme } from "./quantize.ts";
 import type { ConvertSource } from "./source.ts";
 import { buildVisionGraph } from "./vision_graph.ts";
 
@@ -36,6 +37,8 @@ export interface ConvertOptions {
   readonly precision: Precision;
   /** Estimated graph size above which external data is used (default EXTERNAL_DATA_BYTES). */
   readonly externalDataBytes?: number;
+  /** Replaces parts of the default q8 / q4 settings (for experiments; see BENCHMARKS.md). */
+  readonly quant?: Partial<QuantOptions>;
   /** Apply Gemma 2's final logit soft-cap (big_vision; HF 4.57 PaliGemma does not). */
   readonly finalSoftcap?: boolean;
   /** Receives one progress line at a time. */
@@ -50,18 +53,33 @@ export interface ConvertResult {
   readonly externalData: string[];
 }
 
-const BYTES_PER_WEIGHT: Readonly<Record<Precision, number>> = {
-  fp32: 4,
-  fp16: 2,
-  q8: 1 + 4 / 32,
-  q4: 0.5 + 4 / 32,
-};
+/** Bytes per weight of a quantisation scheme (codes, float scale, zero point). */
+function schemeBytes(s: QuantScheme): number {
+  return s.bits / 8 + 4 / s.blockSize + (s.asymmetric ? 1 / s.blockSize : 0);
+}
+
+/** Bytes per weight of `fmt`: [linear layers, embedding table / LM head]. */
+function bytesPerWeight(fmt: WeightFormat): [number, number] {
+  if (fmt.quant) return [schemeBytes(fmt.quant.body), schemeBytes(fmt.quant.table)];
+  const b = fmt.precision === "fp16" ? 2 : 4;
+  return [b, b];
+}
 
 /** Estimated bytes of the graph made from the tensors whose names satisfy `pick`. */
-function estimate(src: ConvertSource, pick: (name: string) => boolean, p: Precision): number {
+function estimate(
+  src: ConvertSource,
+  pick: (name: string) => boolean,
+  fmt: WeightFormat,
+): number {
+  const [body, table] = bytesPerWeight(fmt);
   let n = 0;
-  for (const [name, ref] of src.tensors) if (pick(name)) n += numel(ref.shape);
-  return n * BYTES_PER_WEIGHT[p];
+  for (const [name, ref] of src.tensors) {
+    if (pick(name)) {
+      const isTable = name === EMBED || name.endsWith("lm_head.weight");
+      n += numel(ref.shape) * (isTable ? table : body);
+    }
+  }
+  return n;
 }
 
 /** Writes `onnx/{vision_encoder,embed_tokens,decoder_model_merged}<suffix>.onnx` and the configs. */
@@ -71,6 +89,7 @@ export async function convertModel(
   opts: ConvertOptions,
 ): Promise<ConvertResult> {
   const p = opts.precision;
+  const fmt = weightFormat(p, opts.quant);
   const log = opts.log ?? (() => {});
   const limit = opts.externalDataBytes ?? EXTERNAL_DATA_BYTES;
   const suffix = PRECISION_SUFFIX[p];
@@ -84,20 +103,24 @@ export async function convertModel(
   const graphs = [
     {
       name: "vision_encoder",
-      size: estimate(src, isVision, p),
+      size: estimate(src, isVision, fmt),
+      unit: "layers",
       build: (g: OnnxModelWriter, step: (d: number, t: number) => void) =>
-        buildVisionGraph(g, src, p, step),
+        buildVisionGraph(g, src, fmt, step),
     },
     {
       name: "embed_tokens",
-      size: estimate(src, (n) => n === EMBED, p),
-      build: (g: OnnxModelWriter) => buildEmbedGraph(g, src, p),
+      size: estimate(src, (n) => n === EMBED, fmt),
+      unit: "rows",
+      build: (g: OnnxModelWriter, step: (d: number, t: number) => void) =>
+        buildEmbedGraph(g, src, fmt, step),
     },
     {
       name: "decoder_model_merged",
-      size: estimate(src, isText, p),
+      size: estimate(src, isText, fmt),
+      unit: "layers (the last is the LM head)",
       build: (g: OnnxModelWriter, step: (d: number, t: number) => void) =>
-        buildDecoderGraph(g, src, p, step, opts.finalSoftcap ?? false),
+        buildDecoderGraph(g, src, fmt, step, opts.finalSoftcap ?? false),
     },
   ];
   for (const graph of graphs) {
@@ -109,7 +132,7 @@ export async function convertModel(
     });
     const started = performance.now();
     try {
-      await graph.build(g, (done, total) => log(`${file}: ${done}/${total} layers`));
+      await graph.build(g, (done, total) => log(`${file}: ${done}/${total} ${graph.unit}`));
       await g.finish();
     } catch (err) {
       await g.abort();

@@ -26,10 +26,9 @@ import {
   linear,
   matMulNBits,
   MS,
-  type Precision,
-  quantBits,
   rmsNorm,
   softcap,
+  type WeightFormat,
 } from "./layers.ts";
 import { type ConvertSource, readF32, readRowChunks } from "./source.ts";
 import { isTied, type TextConfig } from "../model/config.ts";
@@ -70,7 +69,7 @@ export function ropeTables(
 export async function buildDecoderGraph(
   g: OnnxModelWriter,
   src: ConvertSource,
-  precision: Precision,
+  precision: WeightFormat,
   progress: (done: number, total: number) => void = () => {},
   finalSoftcap = false,
 ): Promise<void> {
@@ -203,14 +202,14 @@ async function lmHead(
   g: OnnxModelWriter,
   x: string,
   src: ConvertSource,
-  precision: Precision,
+  fmt: WeightFormat,
 ): Promise<string> {
   const { vocabSize: vocab, hiddenSize: d } = src.config.text;
   const name = isTied(src.config) ? EMBED : "language_model.lm_head.weight";
   const chunks = () => readRowChunks(src, name, [vocab, d], embedChunkRows(d));
-  const bits = quantBits(precision);
-  if (bits !== null) return matMulNBits(g, x, "lm_head", chunks(), vocab, d, bits);
-  const half = precision === "fp16";
+  const q = fmt.quant;
+  if (q) return matMulNBits(g, x, "lm_head", chunks(), vocab, d, q.table, q.accuracyLevel);
+  const half = fmt.precision === "fp16";
   async function* bytes(): AsyncGenerator<Uint8Array> {
     for await (const c of chunks()) yield half ? fromFloat32(c, "F16") : f32Bytes(c);
   }

@@ -9,7 +9,7 @@ import { fromFloat32 } from "../checkpoint/dtype.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
 import type { OnnxModelWriter } from "../onnx/builder.ts";
 import { DataType } from "../onnx/proto.ts";
-import { f32Bytes, type Precision, QUANT_BLOCK, quantBits } from "./layers.ts";
+import { f32Bytes, type WeightFormat } from "./layers.ts";
 import { blockCount, quantizeRows } from "./quantize.ts";
 import { type ConvertSource, readRowChunks } from "./source.ts";
 
@@ -42,16 +42,23 @@ export function embedChunkRows(d: number): number {
 export async function buildEmbedGraph(
   g: OnnxModelWriter,
   src: ConvertSource,
-  precision: Precision,
+  fmt: WeightFormat,
+  progress: (done: number, total: number) => void = () => {},
 ): Promise<void> {
   const d = src.config.text.hiddenSize;
   const vocab = embedRows(src.config);
   const ids = g.input("input_ids", DataType.INT64, ["batch_size", "sequence_length"]);
-  const chunks = () => embedChunks(src);
-  const bits = quantBits(precision);
+  async function* chunks(): AsyncGenerator<Float32Array> {
+    let done = 0;
+    for await (const c of embedChunks(src)) {
+      yield c;
+      done += c.length / d;
+      progress(done, vocab);
+    }
+  }
   let out: string;
-  if (bits === null) {
-    const half = precision === "fp16";
+  if (!fmt.quant) {
+    const half = fmt.precision === "fp16";
     const bytes = async function* (): AsyncGenerator<Uint8Array> {
       for await (const c of chunks()) yield half ? fromFloat32(c, "F16") : f32Bytes(c);
     };
@@ -60,15 +67,19 @@ export async function buildEmbedGraph(
     out = g.op("Gather", [table, ids], { axis: 0 });
     if (half) out = g.op("Cast", [out], { to: DataType.FLOAT });
   } else {
-    const blocks = blockCount(d, QUANT_BLOCK);
-    const blob = (QUANT_BLOCK * bits) / 8;
+    const scheme = fmt.quant.table;
+    const { bits, blockSize } = scheme;
+    const blocks = blockCount(d, blockSize);
+    const blob = (blockSize * bits) / 8;
     const scales = new Float32Array(vocab * blocks);
+    const zeros = scheme.asymmetric ? new Uint8Array(vocab * blocks) : null;
     let row = 0;
     const codes = async function* (): AsyncGenerator<Uint8Array> {
       for await (const c of chunks()) {
         const rows = c.length / d;
-        const q = quantizeRows(c, rows, d, bits!, QUANT_BLOCK);
+        const q = quantizeRows(c, rows, d, scheme);
         scales.set(q.scales, row * blocks);
+        if (zeros && q.zeros) zeros.set(q.zeros, row * blocks);
         row += rows;
         yield q.codes;
       }
@@ -93,13 +104,19 @@ export async function buildEmbedGraph(
       const pair = g.op("Concat", [g.op("Unsqueeze", [lo, axis]), g.op("Unsqueeze", [hi, axis])], {
         axis: -1,
       });
-      const unpacked = g.op("Reshape", [pair, g.constI64([0, 0, blocks, QUANT_BLOCK])]);
+      const unpacked = g.op("Reshape", [pair, g.constI64([0, 0, blocks, blockSize])]);
       codesF = g.op("Cast", [unpacked], { to: DataType.FLOAT });
     }
-    const centred = g.op("Sub", [codesF, g.constF32([1 << (bits - 1)], [])]);
+    let zero = g.constF32([1 << (bits - 1)], []);
+    if (zeros) {
+      const zt = await g.weight(`${EMBED}.zero_points`, DataType.UINT8, [vocab, blocks], zeros);
+      const picked = g.op("Gather", [zt, ids], { axis: 0 });
+      zero = g.op("Unsqueeze", [g.op("Cast", [picked], { to: DataType.FLOAT }), g.constI64([-1])]);
+    }
+    const centred = g.op("Sub", [codesF, zero]);
     const s = g.op("Unsqueeze", [g.op("Gather", [sc, ids], { axis: 0 }), g.constI64([-1])]);
     out = g.op("Reshape", [g.op("Mul", [centred, s]), g.constI64([0, 0, -1])]);
-    if (blocks * QUANT_BLOCK !== d) {
+    if (blocks * blockSize !== d) {
       out = g.op("Slice", [out, g.constI64([0]), g.constI64([d]), g.constI64([2])]);
     }
   }

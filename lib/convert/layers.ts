@@ -7,14 +7,62 @@
 import { fromFloat32 } from "../checkpoint/dtype.ts";
 import type { OnnxModelWriter } from "../onnx/builder.ts";
 import { DataType } from "../onnx/proto.ts";
-import { blockCount, type QuantBits, quantizeRows } from "./quantize.ts";
+import {
+  blockCount,
+  packZeroPoints,
+  type QuantBits,
+  quantizeRows,
+  type QuantScheme,
+} from "./quantize.ts";
 import type { F32Tensor } from "./source.ts";
 
 /** Weight precision of a converted model. */
 export type Precision = "fp32" | "fp16" | "q8" | "q4";
 
-/** Block size of MatMulNBits and of quantised embeddings. */
+/** Default block size of MatMulNBits and of quantised embeddings. */
 export const QUANT_BLOCK = 32;
+
+/** Quantisation settings of q8 / q4. */
+export interface QuantOptions {
+  /** Linear layers (MatMulNBits). */
+  readonly body: QuantScheme;
+  /** The token embedding table and the (tied) LM head. */
+  readonly table: QuantScheme;
+  /** MatMulNBits accuracy_level (4: int8 activations, the fast VNNI kernels; 0: float). */
+  readonly accuracyLevel: number;
+}
+
+/** A precision with its quantisation settings. */
+export interface WeightFormat {
+  /** Weight precision (selects the file suffix). */
+  readonly precision: Precision;
+  /** q8 / q4 settings; absent for fp32 / fp16. */
+  readonly quant?: QuantOptions;
+}
+
+/**
+ * The shipped settings (see BENCHMARKS.md for the variants measured): blocks of 32,
+ * accuracy_level 4; 4-bit blocks with zero points over their min/max range, 8-bit ones symmetric
+ * with max|x| scales; in q4 the embedding table / tied LM head are kept at 8 bits. The scale
+ * search (`search`) is left off: on the fixtures its gains are within the variants' scatter and it
+ * makes a full-size q4 conversion about ten times slower.
+ */
+export function defaultQuant(bits: QuantBits): QuantOptions {
+  const scheme = (b: QuantBits): QuantScheme => ({
+    bits: b,
+    blockSize: QUANT_BLOCK,
+    asymmetric: b === 4,
+    search: false,
+  });
+  return { body: scheme(bits), table: scheme(8), accuracyLevel: 4 };
+}
+
+/** The WeightFormat of `p`, with `quant` replacing the default q8 / q4 settings. */
+export function weightFormat(p: Precision, quant?: Partial<QuantOptions>): WeightFormat {
+  const bits = quantBits(p);
+  if (bits === null) return { precision: p };
+  return { precision: p, quant: { ...defaultQuant(bits), ...quant } };
+}
 
 /** ONNX Runtime contrib-op domain. */
 export const MS = "com.microsoft";
@@ -59,13 +107,13 @@ export async function linear(
   x: string,
   name: string,
   w: F32Tensor,
-  precision: Precision,
+  fmt: WeightFormat,
   bias?: F32Tensor,
 ): Promise<string> {
   const [n, k] = w.shape;
-  const bits = quantBits(precision);
+  const precision = fmt.precision;
   let y: string;
-  if (bits === null) {
+  if (!fmt.quant) {
     const t = transpose2d(w.data, n, k);
     if (precision === "fp16") {
       const h = await g.weight(name, DataType.FLOAT16, [k, n], fromFloat32(t, "F16"));
@@ -74,7 +122,7 @@ export async function linear(
       y = g.op("MatMul", [x, await g.weight(name, DataType.FLOAT, [k, n], f32Bytes(t))]);
     }
   } else {
-    y = await matMulNBits(g, x, name, [w.data], n, k, bits);
+    y = await matMulNBits(g, x, name, [w.data], n, k, fmt.quant.body, fmt.quant.accuracyLevel);
   }
   return bias ? g.op("Add", [y, await f32Weight(g, `${name}.bias`, bias)]) : y;
 }
@@ -87,29 +135,38 @@ export async function matMulNBits(
   rowChunks: Iterable<Float32Array> | AsyncIterable<Float32Array>,
   n: number,
   k: number,
-  bits: QuantBits,
+  scheme: QuantScheme,
+  accuracyLevel: number,
 ): Promise<string> {
-  const blocks = blockCount(k, QUANT_BLOCK);
-  const blob = (QUANT_BLOCK * bits) / 8;
+  const { bits, blockSize } = scheme;
+  const blocks = blockCount(k, blockSize);
+  const blob = (blockSize * bits) / 8;
   const scales = new Float32Array(n * blocks);
+  const zeros = scheme.asymmetric ? new Uint8Array(n * blocks) : null;
   let row = 0;
   async function* codes(): AsyncGenerator<Uint8Array> {
     for await (const chunk of rowChunks) {
       const rows = chunk.length / k;
-      const q = quantizeRows(chunk, rows, k, bits, QUANT_BLOCK);
+      const q = quantizeRows(chunk, rows, k, scheme);
       scales.set(q.scales, row * blocks);
+      if (zeros && q.zeros) zeros.set(q.zeros, row * blocks);
       row += rows;
       yield q.codes;
     }
   }
   const b = await g.weight(`${name}.q${bits}`, DataType.UINT8, [n, blocks, blob], codes());
   const s = await g.weight(`${name}.scales`, DataType.FLOAT, [n * blocks], f32Bytes(scales));
-  return g.op("MatMulNBits", [x, b, s], {
+  const inputs = [x, b, s];
+  if (zeros) {
+    const packed = packZeroPoints(zeros, n, blocks, bits);
+    inputs.push(await g.weight(`${name}.zero_points`, DataType.UINT8, [packed.length], packed));
+  }
+  return g.op("MatMulNBits", inputs, {
     K: k,
     N: n,
     bits,
-    block_size: QUANT_BLOCK,
-    accuracy_level: 4,
+    block_size: blockSize,
+    accuracy_level: accuracyLevel,
   }, MS);
 }
 

@@ -1,19 +1,35 @@
 /**
- * Symmetric block quantisation of weight rows: the MatMulNBits layout of ONNX Runtime
- * (`B` [N, blocks, blockSize * bits / 8], one float scale per block, implicit zero point
- * 2^(bits-1)) and a per-row-block layout for quantised embedding tables.
+ * Block quantisation of weight rows in the MatMulNBits layout of ONNX Runtime (`B` [N, blocks,
+ * blockSize * bits / 8], one float scale per block, and either the implicit zero point
+ * 2^(bits-1) (symmetric) or one stored zero point per block (asymmetric)). The same layout is
+ * used for quantised embedding tables. Scales are chosen per block by a small search minimising
+ * the squared rounding error.
  * @module
  */
 
 /** Bits per weight of a quantised layout. */
 export type QuantBits = 4 | 8;
 
-/** Quantised rows: packed codes and one scale per block. */
+/** How one kind of weight is quantised. */
+export interface QuantScheme {
+  /** Bits per weight. */
+  readonly bits: QuantBits;
+  /** Weights per block along a row (a power of two, at least 16). */
+  readonly blockSize: number;
+  /** Stored zero point per block (min/max range) instead of the implicit 2^(bits-1). */
+  readonly asymmetric: boolean;
+  /** Search the scale minimising the squared error (else plain max|x| or min/max). */
+  readonly search: boolean;
+}
+
+/** Quantised rows: packed codes, one scale and (asymmetric only) one zero point per block. */
 export interface QuantizedRows {
   /** Packed unsigned codes, [rows, blocks, blockSize * bits / 8]. */
   readonly codes: Uint8Array;
   /** Scales, [rows, blocks]. */
   readonly scales: Float32Array;
+  /** Zero points (unpacked, one byte each), [rows, blocks]; absent when symmetric. */
+  readonly zeros?: Uint8Array;
 }
 
 /** Number of blocks of `blockSize` covering `k` columns (the last one zero-padded). */
@@ -21,76 +37,132 @@ export function blockCount(k: number, blockSize: number): number {
   return Math.ceil(k / blockSize);
 }
 
+/** Fractions of the full range tried by the scale search. */
+const SHRINK = [1, 0.97, 0.94, 0.91, 0.88, 0.85, 0.82, 0.79, 0.76, 0.72, 0.68];
+
+/** Squared error of quantising `x[start, start+len)` with `scale` and zero point `zero`. */
+function blockError(
+  x: Float32Array,
+  start: number,
+  len: number,
+  scale: number,
+  zero: number,
+  top: number,
+): number {
+  const inv = 1 / scale;
+  let err = 0;
+  for (let i = 0; i < len; i++) {
+    const v = x[start + i];
+    let q = Math.round(v * inv) + zero;
+    q = q < 0 ? 0 : q > top ? top : q;
+    const d = v - (q - zero) * scale;
+    err += d * d;
+  }
+  return err;
+}
+
+/** Scale and zero point of one block under `s` (the zero point is 2^(bits-1) when symmetric). */
+function blockParams(
+  x: Float32Array,
+  start: number,
+  len: number,
+  s: QuantScheme,
+): [number, number] {
+  const top = (1 << s.bits) - 1;
+  const mid = 1 << (s.bits - 1);
+  let lo = 0;
+  let hi = 0;
+  for (let i = 0; i < len; i++) {
+    const v = x[start + i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (lo === 0 && hi === 0) return [0, s.asymmetric ? 0 : mid];
+  const candidate = (f: number): [number, number] => {
+    if (s.asymmetric) {
+      const scale = Math.fround(((hi - lo) * f) / top);
+      return [scale, Math.max(0, Math.min(top, Math.round((-lo * f) / scale)))];
+    }
+    // The larger magnitude maps to the end of the code range on its side (-2^(b-1) or 2^(b-1)-1).
+    const scale = -lo > hi ? -lo * f / mid : hi * f / (mid - 1);
+    return [Math.fround(scale), mid];
+  };
+  if (!s.search) return candidate(1);
+  let best = candidate(1);
+  let bestErr = blockError(x, start, len, best[0], best[1], top);
+  for (let i = 1; i < SHRINK.length; i++) {
+    const c = candidate(SHRINK[i]);
+    const e = blockError(x, start, len, c[0], c[1], top);
+    if (e < bestErr) [best, bestErr] = [c, e];
+  }
+  // Symmetric: also try the other side's mapping (magnitude to 2^(b-1) - 1 or -2^(b-1)).
+  if (!s.asymmetric) {
+    const amax = Math.max(-lo, hi);
+    for (const div of [mid - 1, mid, mid + 0.5]) {
+      const scale = Math.fround(amax / div);
+      const e = blockError(x, start, len, scale, mid, top);
+      if (e < bestErr) [best, bestErr] = [[scale, mid], e];
+    }
+  }
+  return best;
+}
+
 /**
- * Quantises `data` ([rows, k], row-major) in blocks of `blockSize` along each row: code =
- * clamp(round(x / scale), -2^(bits-1), 2^(bits-1) - 1) + 2^(bits-1), scale from `bestScale`. 4-bit codes are packed two per
- * byte, the even column in the low nibble.
+ * Quantises `data` ([rows, k], row-major) in blocks along each row: code = clamp(round(x / scale)
+ * + zero, 0, 2^bits - 1). 4-bit codes are packed two per byte, the even column in the low nibble.
  */
 export function quantizeRows(
   data: Float32Array,
   rows: number,
   k: number,
-  bits: QuantBits,
-  blockSize: number,
+  s: QuantScheme,
 ): QuantizedRows {
+  const { bits, blockSize } = s;
   const blocks = blockCount(k, blockSize);
   const blob = (blockSize * bits) / 8;
   const codes = new Uint8Array(rows * blocks * blob);
   const scales = new Float32Array(rows * blocks);
-  const zero = 1 << (bits - 1);
-  const qmax = zero - 1;
-  const block = new Int32Array(blockSize);
+  const zeros = s.asymmetric ? new Uint8Array(rows * blocks) : undefined;
+  const top = (1 << bits) - 1;
+  const block = new Uint8Array(blockSize);
   for (let r = 0; r < rows; r++) {
     for (let b = 0; b < blocks; b++) {
       const start = r * k + b * blockSize;
       const len = Math.min(blockSize, k - b * blockSize);
-      let amax = 0;
-      for (let i = 0; i < len; i++) amax = Math.max(amax, Math.abs(data[start + i]));
-      const scale = bestScale(data, start, len, amax, qmax);
+      const [scale, zero] = blockParams(data, start, len, s);
       scales[r * blocks + b] = scale;
+      if (zeros) zeros[r * blocks + b] = zero;
       const inv = scale === 0 ? 0 : 1 / scale;
       block.fill(zero);
       for (let i = 0; i < len; i++) {
-        const q = Math.round(data[start + i] * inv);
-        block[i] = Math.max(-zero, Math.min(qmax, q)) + zero;
+        const q = Math.round(data[start + i] * inv) + zero;
+        block[i] = q < 0 ? 0 : q > top ? top : q;
       }
       const out = (r * blocks + b) * blob;
       if (bits === 8) {
-        for (let i = 0; i < blockSize; i++) codes[out + i] = block[i];
+        codes.set(block, out);
       } else {
         for (let i = 0; i < blob; i++) codes[out + i] = block[2 * i] | (block[2 * i + 1] << 4);
       }
     }
   }
-  return { codes, scales };
+  return zeros ? { codes, scales, zeros } : { codes, scales };
 }
 
-/** Divisors of max|x| tried for 4-bit scales (codes run from -8 to 7). */
-const SCALE_DIVISORS_4 = [7, 7.5, 8, 8.5, 9, 10];
-
 /**
- * The scale of one block: max|x| / qmax for 8 bits; for 4 bits the candidate from
- * SCALE_DIVISORS_4 with the least squared rounding error (clipping allowed).
+ * Zero points in MatMulNBits' `zero_points` layout: [rows, blocks] bytes for 8 bits; for 4 bits
+ * each row packed two per byte (even block in the low nibble), rows padded to whole bytes.
  */
-function bestScale(data: Float32Array, start: number, len: number, amax: number, qmax: number) {
-  if (amax === 0) return 0;
-  if (qmax !== 7) return Math.fround(amax / qmax);
-  let best = 0;
-  let bestErr = Infinity;
-  for (const div of SCALE_DIVISORS_4) {
-    const s = Math.fround(amax / div);
-    let err = 0;
-    for (let i = 0; i < len; i++) {
-      const x = data[start + i];
-      const q = Math.max(-8, Math.min(7, Math.round(x / s)));
-      err += (x - q * s) ** 2;
-    }
-    if (err < bestErr) {
-      bestErr = err;
-      best = s;
+export function packZeroPoints(zeros: Uint8Array, rows: number, blocks: number, bits: QuantBits) {
+  if (bits === 8) return zeros;
+  const per = Math.ceil(blocks / 2);
+  const out = new Uint8Array(rows * per);
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < blocks; b++) {
+      out[r * per + (b >> 1)] |= zeros[r * blocks + b] << ((b & 1) * 4);
     }
   }
-  return best;
+  return out;
 }
 
 /** Reverses `quantizeRows` (for tests and reference computations). */
@@ -98,12 +170,12 @@ export function dequantizeRows(
   q: QuantizedRows,
   rows: number,
   k: number,
-  bits: QuantBits,
-  blockSize: number,
+  s: QuantScheme,
 ): Float32Array {
+  const { bits, blockSize } = s;
   const blocks = blockCount(k, blockSize);
   const blob = (blockSize * bits) / 8;
-  const zero = 1 << (bits - 1);
+  const mid = 1 << (bits - 1);
   const out = new Float32Array(rows * k);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < k; c++) {
@@ -113,6 +185,7 @@ export function dequantizeRows(
       const code = bits === 8
         ? q.codes[base + i]
         : (q.codes[base + (i >> 1)] >> ((i & 1) * 4)) & 15;
+      const zero = q.zeros ? q.zeros[r * blocks + b] : mid;
       out[r * k + c] = (code - zero) * q.scales[r * blocks + b];
     }
   }

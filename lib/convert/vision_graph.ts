@@ -7,7 +7,7 @@
 
 import type { OnnxModelWriter } from "../onnx/builder.ts";
 import { DataType } from "../onnx/proto.ts";
-import { f32Weight, geluTanh, layerNorm, linear, MS, type Precision } from "./layers.ts";
+import { f32Weight, geluTanh, layerNorm, linear, MS, type WeightFormat } from "./layers.ts";
 import { type ConvertSource, readF32 } from "./source.ts";
 
 const V = "vision_tower.vision_model.";
@@ -16,7 +16,7 @@ const V = "vision_tower.vision_model.";
 export async function buildVisionGraph(
   g: OnnxModelWriter,
   src: ConvertSource,
-  precision: Precision,
+  precision: WeightFormat,
   progress: (done: number, total: number) => void = () => {},
 ): Promise<void> {
   const cfg = src.config;

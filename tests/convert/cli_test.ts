@@ -62,3 +62,44 @@ Deno.test("convert CLI: bad input leaves nothing behind", async () => {
     await Deno.remove(parent, { recursive: true });
   }
 });
+
+const PG2 = new URL("../fixtures/models/pg2-tiny/", import.meta.url).pathname;
+const TOK2 = ["--tokenizer", join(PG2, "hf", "tokenizer.model")];
+
+Deno.test("convert CLI: --config supplies PG2 values a big_vision npz cannot carry", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "pg-convert-cli-" });
+  const dst = join(parent, "model");
+  try {
+    const hfPath = join(PG2, "hf", "config.json");
+    const hf = JSON.parse(await Deno.readTextFile(hfPath));
+    assert.equal(
+      await convertCommand.run([join(PG2, "bv.npz"), dst, "--config", hfPath, ...TOK2]),
+      0,
+    );
+    const cfg = JSON.parse(await Deno.readTextFile(join(dst, "config.json")));
+    for (
+      const k of ["query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping"]
+    ) {
+      assert.equal(cfg.text_config[k], hf.text_config[k], k);
+    }
+    // A config whose sizes disagree with the tensors is refused, naming the key.
+    const bad = join(parent, "bad.json");
+    hf.text_config.intermediate_size += 8;
+    await Deno.writeTextFile(bad, JSON.stringify(hf));
+    await assert.rejects(
+      convertCommand.run([join(PG2, "bv.npz"), join(parent, "m2"), "--config", bad, ...TOK2]),
+      (e: Error) => e instanceof InputError && /text_config\.intermediate_size/.test(e.message),
+    );
+    await Deno.writeTextFile(bad, "{ not json");
+    await assert.rejects(
+      convertCommand.run([join(PG2, "bv.npz"), join(parent, "m2"), "--config", bad, ...TOK2]),
+      InputError,
+    );
+    assert.deepEqual([...Deno.readDirSync(parent)].map((e) => e.name).sort(), [
+      "bad.json",
+      "model",
+    ]);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});

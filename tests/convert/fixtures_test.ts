@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { toFloat32 } from "../../lib/checkpoint/dtype.ts";
-import { openCheckpoint } from "../../lib/checkpoint/open.ts";
+import { type Checkpoint, openCheckpoint } from "../../lib/checkpoint/open.ts";
+import { overrideConfig, readConfigJson } from "../../lib/convert/config_override.ts";
 import { openSafetensors } from "../../lib/checkpoint/safetensors.ts";
 import { convertModel, PRECISION_SUFFIX } from "../../lib/convert/convert.ts";
 import type { Precision } from "../../lib/convert/layers.ts";
@@ -61,17 +62,14 @@ function cols(a: Float32Array, width: number, n: number): Float32Array {
   return out;
 }
 
-/** The fixture's text-config values a big_vision npz cannot carry (Gemma 2 scalars). */
-async function withCaseConfig(src: ConvertSource, model: string): Promise<ConvertSource> {
-  const c = JSON.parse(await Deno.readTextFile(join(FIX, model, "cases.json"))).config;
-  if (!c.gemma2) return src;
-  const text = {
-    ...src.config.text,
-    queryPreAttnScalar: c.query_pre_attn_scalar,
-    attnLogitSoftcap: c.attn_softcap,
-    finalLogitSoftcap: c.final_softcap,
-  };
-  return { ...src, config: { ...src.config, text } };
+/**
+ * A big_vision npz cannot carry PG2's query_pre_attn_scalar or soft-caps: apply the fixture's HF
+ * config.json as `convert --config` does (HF folders are used as they are).
+ */
+async function withConfig(src: Checkpoint, model: string): Promise<ConvertSource> {
+  if (src.format !== "big_vision") return src;
+  const path = join(FIX, model, "hf", "config.json");
+  return { ...src, config: overrideConfig(src.config, await readConfigJson(path), path) };
 }
 
 interface Case {
@@ -126,7 +124,7 @@ for (const [model, srcName, expName] of SOURCES) {
     const ex = await expected(join(FIX, model, expName), join(FIX, model, "expected.safetensors"));
     const dir = await Deno.makeTempDir({ prefix: "pg-convert-" });
     try {
-      const src = await withCaseConfig(ck, model);
+      const src = await withConfig(ck, model);
       await convertModel(src, dir, { precision: "fp32" });
       const m = await OnnxModel.load(dir, "", src.config);
       const v = src.config.text.vocabSize;
@@ -186,18 +184,24 @@ for (const [model, srcName, expName] of SOURCES) {
 }
 
 /**
- * [precision, max rel logit error, min top-1 agreement]. fp16 uses the issue's 1 %. These tiny
- * fixtures are built to be sensitive (large weights, soft-cap 5), so weight-only block
- * quantisation moves their logits far more than a real model's: q8 gives ~5 % and q4 ~50 % here
- * (block 16 or accuracy_level 0 barely help), above the issue's 3 % / 15 %. The bounds below
- * still catch layout bugs (which drop top-1 agreement to chance, ~0.04 %); the exact check of
- * the quantised graphs is in synthetic_test.ts (against dequantised weights).
+ * [precision, max rel logit error, min top-1 agreement]. fp16 meets the issue's 1 %. q8 and q4 do
+ * not meet the issue's 3 % / 15 % on these fixtures, which are built to be sensitive (large
+ * weights, soft-cap 5, hidden size 40-48): every variant tried (symmetric / zero points, scale
+ * search, 8-bit table, block 16/32/64, accuracy_level 0/4; table in BENCHMARKS.md) measured q8
+ * 2.6-7 % and q4 35-62 %. The shipped settings measure q8 4.8 % / 4.7 % (top-1 96.3 % / 94.1 %)
+ * and q4 44 % / 50 % (top-1 61 % / 54 %) on PG1 / PG2. Most of the q8 error is accuracy_level
+ * 4's int8 activations (synthetic_test.ts: the q8 graph is as far from fp32 as from a float64
+ * run on the dequantised weights), the price of the fast kernels. The bounds below are set just
+ * above those figures so that they catch layout bugs (top-1 agreement falls to chance, ~0.05 %).
  */
 const LIMITS: [Precision, number, number][] = [
   ["fp16", 0.01, 0.99],
-  ["q8", 0.1, 0.85],
-  ["q4", 0.8, 0.35],
+  ["q8", 0.08, 0.88],
+  ["q4", 0.7, 0.45],
 ];
+
+/** The issue's limits, printed beside the measured errors. */
+const ISSUE_LIMITS: [Precision, number][] = [["fp16", 0.01], ["q8", 0.03], ["q4", 0.15]];
 
 for (const model of ["pg1-tiny", "pg2-tiny"]) {
   Deno.test(`convert fp16/q8/q4 ${model}: logits against fp32`, async () => {
@@ -230,10 +234,11 @@ for (const model of ["pg1-tiny", "pg2-tiny"]) {
           agree += a.filter((x, j) => x === b[j]).length;
           total += a.length;
         });
+        const [, issueLimit] = ISSUE_LIMITS.find(([q]) => q === p)!;
         console.log(
-          `  ${model} ${p}: max rel logit err ${(err * 100).toFixed(3)}%, top-1 agreement ${
-            (agree / total * 100).toFixed(1)
-          }%`,
+          `  ${model} ${p} (issue limit ${issueLimit * 100}%): max rel logit err ${
+            (err * 100).toFixed(3)
+          }%, top-1 agreement ${(agree / total * 100).toFixed(1)}%`,
         );
         if (err >= limit) failures.push(`${p} rel err ${err} above ${limit}`);
         if (agree / total < minAgree) failures.push(`${p} top-1 agreement ${agree / total}`);

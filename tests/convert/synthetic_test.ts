@@ -12,7 +12,8 @@ import { refDecoder, refVision } from "../reference_forward.ts";
 import { argmaxRows, OnnxModel, relErr } from "./onnx_runner.ts";
 import { memorySource, normalRng, randomWeights, tensorShapes, tinyConfig } from "./synthetic.ts";
 import { dequantizeRows, quantizeRows } from "../../lib/convert/quantize.ts";
-import { QUANT_BLOCK } from "../../lib/convert/layers.ts";
+import { defaultQuant } from "../../lib/convert/layers.ts";
+import { EMBED } from "../../lib/convert/embed_graph.ts";
 
 const TOL = 1e-4;
 
@@ -174,8 +175,10 @@ for (const version of [1, 2] as const) {
         const out = new Map(w);
         for (const [name, shape] of tensorShapes(cfg)) {
           if (shape.length !== 2 || name.includes("position_embedding")) continue;
-          const q = quantizeRows(w.get(name)!, shape[0], shape[1], bits, QUANT_BLOCK);
-          out.set(name, dequantizeRows(q, shape[0], shape[1], bits, QUANT_BLOCK));
+          const opts = defaultQuant(bits);
+          const scheme = name === EMBED ? opts.table : opts.body;
+          const q = quantizeRows(w.get(name)!, shape[0], shape[1], scheme);
+          out.set(name, dequantizeRows(q, shape[0], shape[1], scheme));
         }
         return out;
       };
