@@ -5,6 +5,7 @@
  * @module
  */
 
+import process from "node:process";
 import { join } from "node:path";
 import sharp from "sharp";
 import { pickDtype } from "../lib/backend/model_dir.ts";
@@ -58,16 +59,10 @@ const STAGES: readonly (keyof RunTimes)[] = [
   "decodeTokensPerS",
 ];
 
-/** Peak resident memory of this process in bytes: the kernel's high-water mark where it has one. */
+/** Peak resident memory of this process in bytes: getrusage's high-water mark, or the sampled one. */
 function peakRss(sampled: number): number {
-  try {
-    const status = Deno.readTextFileSync("/proc/self/status");
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
-    if (m) return Math.max(Number(m[1]) * 1024, sampled);
-  } catch {
-    // Not Linux: the sampled maximum is all there is.
-  }
-  return sampled;
+  const maxRssKb = process.resourceUsage?.().maxRSS ?? 0;
+  return Math.max(maxRssKb * 1024, sampled);
 }
 
 function median(xs: readonly number[]): number {

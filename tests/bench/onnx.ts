@@ -14,6 +14,8 @@
  */
 
 import { parseArgs } from "node:util";
+import os from "node:os";
+import process from "node:process";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { OnnxBackend } from "../../lib/backend/onnx.ts";
@@ -38,9 +40,9 @@ interface ModelTimes {
   prefillTokens: number;
 }
 
+/** Peak resident memory (getrusage's maxRSS) in MiB. */
 function peakRssMb(): number {
-  const m = fs.readFileSync("/proc/self/status", "utf8").match(/VmHWM:\s+(\d+) kB/);
-  return m ? Number(m[1]) / 1024 : NaN;
+  return process.resourceUsage().maxRSS / 1024;
 }
 
 async function measureModel(path: string, dtype: Dtype, threads: number): Promise<ModelTimes> {
@@ -190,7 +192,7 @@ async function main() {
   const dtypes = values.dtypes!.split(",").filter((d) =>
     fs.existsSync(join(path, "onnx", `decoder_model_merged${DTYPE_SUFFIX[d as Dtype]}.onnx`))
   ) as Dtype[];
-  const cpu = fs.readFileSync("/proc/cpuinfo", "utf8").match(/model name\s*:\s*(.*)/)?.[1];
+  const cpu = os.cpus()[0]?.model;
   console.log(`# ONNX benchmark ${new Date().toISOString()}`);
   console.log(`machine: ${cpu}, ${navigator.hardwareConcurrency} cores; model ${path}`);
   console.log(`load average before: ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
