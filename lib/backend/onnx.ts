@@ -89,10 +89,17 @@ export class OnnxBackend implements Backend {
       interOpNumThreads: 1,
       ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
     };
+    // The embedding lookup is a Gather: one thread, no worker pool whose idle spinning would take
+    // a core from the decoder that runs right after it at every step.
+    const single: ort.InferenceSession.SessionOptions = {
+      ...options,
+      intraOpNumThreads: 1,
+      extra: { session: { intra_op: { allow_spinning: "0" } } },
+    };
     const open = async (g: GraphName) => {
       const path = dir.graph(g, dtype);
       try {
-        return await ort.InferenceSession.create(path, options);
+        return await ort.InferenceSession.create(path, g === "embed_tokens" ? single : options);
       } catch (err) {
         const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
         throw new InputError(`${path}: ONNX Runtime cannot load it (${why})`);

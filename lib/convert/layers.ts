@@ -30,6 +30,12 @@ export interface QuantOptions {
   readonly table: QuantScheme;
   /** MatMulNBits accuracy_level (4: int8 activations, the fast VNNI kernels; 0: float). */
   readonly accuracyLevel: number;
+  /**
+   * Op of the 8-bit linear layers: "nbits" (MatMulNBits with `body`'s blocks) or "dq8"
+   * (DynamicQuantizeMatMul: 8-bit weights with one scale per output column, activations quantised
+   * per tensor at run time). The LM head and the embedding table always use `table`.
+   */
+  readonly matmul?: "nbits" | "dq8";
 }
 
 /** A precision with its quantisation settings. */
@@ -121,10 +127,67 @@ export async function linear(
     } else {
       y = g.op("MatMul", [x, await g.weight(name, DataType.FLOAT, [k, n], f32Bytes(t))]);
     }
+  } else if (fmt.quant.matmul === "dq8" && fmt.quant.body.bits === 8) {
+    y = await dynamicQuantMatMul(g, x, name, w.data, n, k);
   } else {
     y = await matMulNBits(g, x, name, [w.data], n, k, fmt.quant.body, fmt.quant.accuracyLevel);
   }
   return bias ? g.op("Add", [y, await f32Weight(g, `${name}.bias`, bias)]) : y;
+}
+
+/**
+ * 8-bit codes of HF weight rows `w` [n, k], transposed to [k, n], with one scale per row of `w`
+ * (= output column): scale = max|row| / 127, code = 128 + round(x / scale) stored as uint8 with
+ * zero point 128. Unsigned weights select ORT's u8·u8 kernels: with int8 weights the x86 u8·s8
+ * kernels sum pairs of products in int16 (vpmaddubsw) and saturate (measured: ~25 % output
+ * error at full range; 7-bit int8 weights avoid it but measured worse on the fixtures).
+ */
+const DQ_MAX = 127;
+
+export function quantizeColumnsU8(
+  w: Float32Array,
+  n: number,
+  k: number,
+): { codes: Uint8Array; scales: Float32Array } {
+  const scales = new Float32Array(n);
+  const inv = new Float32Array(n);
+  for (let r = 0; r < n; r++) {
+    let m = 0;
+    for (let c = 0; c < k; c++) m = Math.max(m, Math.abs(w[r * k + c]));
+    scales[r] = Math.fround(m / DQ_MAX);
+    inv[r] = scales[r] === 0 ? 0 : 1 / scales[r];
+  }
+  const codes = new Uint8Array(k * n);
+  const tile = 64;
+  for (let r0 = 0; r0 < n; r0 += tile) {
+    for (let c0 = 0; c0 < k; c0 += tile) {
+      const r1 = Math.min(n, r0 + tile);
+      const c1 = Math.min(k, c0 + tile);
+      for (let r = r0; r < r1; r++) {
+        for (let c = c0; c < c1; c++) {
+          const q = Math.round(w[r * k + c] * inv[r]);
+          codes[c * n + r] = 128 + (q < -DQ_MAX ? -DQ_MAX : q > DQ_MAX ? DQ_MAX : q);
+        }
+      }
+    }
+  }
+  return { codes, scales };
+}
+
+/** `x @ w.T` for HF weight rows `w` [n, k] with DynamicQuantizeMatMul (see `quantizeColumnsU8`). */
+export async function dynamicQuantMatMul(
+  g: OnnxModelWriter,
+  x: string,
+  name: string,
+  w: Float32Array,
+  n: number,
+  k: number,
+): Promise<string> {
+  const { codes, scales } = quantizeColumnsU8(w, n, k);
+  const b = await g.weight(`${name}.u8`, DataType.UINT8, [k, n], codes);
+  const s = await g.weight(`${name}.scales`, DataType.FLOAT, [n], f32Bytes(scales));
+  const z = await g.weight(`${name}.zp`, DataType.UINT8, [n], new Uint8Array(n).fill(128));
+  return g.op("DynamicQuantizeMatMul", [x, b, s, z], {}, MS);
 }
 
 /** MatMulNBits over weight rows [n, k] given as chunks of whole rows (streamed to the writer). */

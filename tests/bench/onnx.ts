@@ -2,9 +2,12 @@
  * ONNX speed benchmark (a script, not a test) on a converted full-size model folder: for each
  * precision present (fp32, q8, q4) it measures, in a fresh process, load time, vision encoder,
  * prefill of 266 tokens (256 image + `<bos>` + 8 prompt tokens + "\n"), time to first token,
- * decode tokens/s over 64 greedy tokens and peak RSS; in the same run it measures the read
- * bandwidth (2 threads) and the rate of each precision's matmul ops alone, and prints every
- * figure as a fraction of its roofline (see shared/docs/machine-ceilings.md).
+ * decode tokens/s over 64 greedy tokens and peak RSS. Right beside the decode, in the same child
+ * process, it measures the read bandwidth (C program, 2 threads, just before and just after the
+ * decode) and "matmuls alone": one ONNX graph holding exactly one token's decoder matmuls in the
+ * shipped layout, one `session.run` per step. The GEMM rate of each precision's body op (M=256)
+ * is measured just before its child. Every figure is printed as a fraction of its roofline (see
+ * shared/docs/machine-ceilings.md).
  *
  *   deno run -A tests/bench/onnx.ts [model-dir] [--dtypes fp32,q8,q4] [--threads 2]
  *
@@ -21,11 +24,21 @@ import { join } from "node:path";
 import { OnnxBackend } from "../../lib/backend/onnx.ts";
 import { type Dtype, DTYPE_SUFFIX, openModelDir } from "../../lib/backend/model_dir.ts";
 import type { PaliGemmaConfig } from "../../lib/model/config.ts";
-import { type OpLayout, readBandwidth, timeOp } from "./onnx_ceilings.ts";
+import {
+  type DecoderShapes,
+  openDecoderMatmuls,
+  type OpLayout,
+  readBandwidth,
+  timeDecoderMatmuls,
+  timeOp,
+} from "./onnx_ceilings.ts";
 
 const DEFAULT_DIR = "/root/.cache/pg/onnx/pg1-3b-224";
 const PROMPT_TOKENS = 8;
 const DECODE_TOKENS = 64;
+/** Decode steps alternated with as many "matmuls alone" steps, in blocks of BLOCK. */
+const PAIRS = 16;
+const BLOCK = 4;
 
 /** What one child process measures for one precision. */
 interface ModelTimes {
@@ -35,14 +48,50 @@ interface ModelTimes {
   prefillMs: number;
   ttftMs: number;
   decodeMsPerToken: number;
+  decodeMedianMs: number;
   decodeTokPerS: number;
+  /** Peak RSS of this process after the decode (getrusage maxRSS), MiB. */
   peakRssMb: number;
+  /** The same from /proc/self/status VmHWM (a cross-check), MiB. */
+  vmHwmMb: number;
   prefillTokens: number;
+  /** Read bandwidth just before and just after the decode, GB/s. */
+  bwBefore: number;
+  bwAfter: number;
+  /** Median decode step in blocks alternated with the "matmuls alone" ones (fp32: the 64), ms. */
+  pairedDecodeMs: number;
+  /** One token's decoder matmuls alone (one graph, one run per step), ms. */
+  aloneBestMs: number;
+  aloneMedianMs: number;
 }
 
 /** Peak resident memory (getrusage's maxRSS) in MiB. */
 function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024;
+}
+
+/** VmHWM of /proc/self/status in MiB (NaN where unreadable). */
+function vmHwmMb(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Decoder matmul shapes of `cfg` for `timeDecoderMatmuls` (the converted, unfused layout). */
+function shapesOf(cfg: PaliGemmaConfig): DecoderShapes {
+  const t = cfg.text;
+  return {
+    d: t.hiddenSize,
+    q: t.numHeads * t.headDim,
+    kv: t.numKvHeads * t.headDim,
+    ff: t.intermediateSize,
+    layers: t.numLayers,
+    vocab: t.vocabSize,
+    fused: false,
+  };
 }
 
 async function measureModel(path: string, dtype: Dtype, threads: number): Promise<ModelTimes> {
@@ -79,21 +128,52 @@ async function measureModel(path: string, dtype: Dtype, threads: number): Promis
   const first = await run();
   let { cache, logits } = first.out;
   const v = be.vocabSize;
-  t0 = performance.now();
-  for (let step = 0; step < DECODE_TOKENS; step++) {
+  let step = 0;
+  const decodeStep = async () => {
+    const ts = performance.now();
     let best = 0;
     for (let i = 1; i < v; i++) if (logits[i] > logits[best]) best = i;
     const r = await be.decode({
       cache,
       tokens: Int32Array.of(best),
-      positionIds: Int32Array.of(n + step + 1),
+      positionIds: Int32Array.of(n + ++step),
       attentionMask: new Int32Array(cache.length + 1).fill(1),
     });
     cache = r.cache;
     logits = r.logits;
-  }
+    return performance.now() - ts;
+  };
+  const bwBefore = await readBandwidth(2);
+  const steps: number[] = [];
+  t0 = performance.now();
+  for (let i = 0; i < DECODE_TOKENS; i++) steps.push(await decodeStep());
   const decodeMs = performance.now() - t0;
-  await be.release();
+  const bwAfter = await readBandwidth(2);
+  const peak = peakRssMb();
+  const hwm = vmHwmMb();
+  const [body, head] = SHIPPED[dtype];
+  const median = (a: number[]) => a.toSorted((x, y) => x - y)[a.length >> 1];
+  let alone: number[] = [];
+  let paired: number[] = [];
+  if (dtype !== "fp32") {
+    // Both fit in memory: alternate blocks of decode steps and "matmuls alone" steps, so that
+    // both medians see the same stretch of this shared machine's bandwidth. Blocks, not single
+    // steps: right after a run a session's idle ORT workers spin for a while and slow the other
+    // session's next step (measured: alternating single steps made both ~25 % slower).
+    const mm = await openDecoderMatmuls(shapesOf(cfg), body, head, threads);
+    for (let i = 0; i < PAIRS; i += BLOCK) {
+      for (let j = 0; j < BLOCK; j++) paired.push(await decodeStep());
+      for (let j = 0; j < BLOCK; j++) alone.push(await mm.step());
+    }
+    await mm.release();
+    await be.release();
+  } else {
+    // fp32's 10 GB of weights twice would not fit: release the model first.
+    await be.release();
+    const r = await timeDecoderMatmuls(shapesOf(cfg), body, head, threads, PAIRS);
+    alone = [r.medianMs];
+    paired = steps;
+  }
   return {
     dtype,
     loadMs,
@@ -101,9 +181,16 @@ async function measureModel(path: string, dtype: Dtype, threads: number): Promis
     prefillMs: first.prefillMs,
     ttftMs: first.ttftMs,
     decodeMsPerToken: decodeMs / DECODE_TOKENS,
+    decodeMedianMs: median(steps),
+    pairedDecodeMs: median(paired),
     decodeTokPerS: (DECODE_TOKENS * 1000) / decodeMs,
-    peakRssMb: peakRssMb(),
+    peakRssMb: peak,
+    vmHwmMb: hwm,
     prefillTokens: n,
+    bwBefore,
+    bwAfter,
+    aloneBestMs: Math.min(...alone),
+    aloneMedianMs: median(alone),
   };
 }
 
@@ -125,26 +212,6 @@ const SHIPPED: Record<string, [OpLayout, OpLayout]> = {
     { name: "MatMulNBits 8-bit acc 4", kind: "nbits", bits: 8, accuracyLevel: 4 },
   ],
 };
-
-/** [K, N, count per token] of the decoder's matmuls, LM head last. */
-function decoderShapes(cfg: PaliGemmaConfig): [number, number, number][] {
-  const t = cfg.text;
-  const d = t.hiddenSize;
-  const q = t.numHeads * t.headDim;
-  const kv = t.numKvHeads * t.headDim;
-  const shapes = new Map<string, [number, number, number]>();
-  const add = (k: number, n: number, c: number) => {
-    const key = `${k}x${n}`;
-    const old = shapes.get(key);
-    shapes.set(key, [k, n, (old?.[2] ?? 0) + c]);
-  };
-  add(d, q, t.numLayers);
-  add(d, kv, 2 * t.numLayers);
-  add(q, d, t.numLayers);
-  add(d, t.intermediateSize, 2 * t.numLayers);
-  add(t.intermediateSize, d, t.numLayers);
-  return [...shapes.values(), [d, t.vocabSize, 1]];
-}
 
 /** Parameters of the vision tower's linear layers (what its GEMMs multiply). */
 function visionParams(cfg: PaliGemmaConfig): number {
@@ -196,18 +263,12 @@ async function main() {
   console.log(`# ONNX benchmark ${new Date().toISOString()}`);
   console.log(`machine: ${cpu}, ${navigator.hardwareConcurrency} cores; model ${path}`);
   console.log(`load average before: ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
-  const bw = await readBandwidth(2);
-  console.log(`read bandwidth (2 threads): ${bw.toFixed(1)} GB/s`);
+  console.log(`read bandwidth (2 threads) at start: ${(await readBandwidth(2)).toFixed(1)} GB/s`);
 
   const rows: string[] = [];
   for (const dtype of dtypes) {
     const [body, head] = SHIPPED[dtype];
-    // Matmuls alone: each decoder shape at M=1 (x its count) and the GEMM rate at M=256.
-    let aloneMs = 0;
-    for (const [k, n, count] of decoderShapes(cfg)) {
-      const l = count === 1 && n === cfg.text.vocabSize ? head : body;
-      aloneMs += count * (await timeOp(l, k, n, [1], 5))[0];
-    }
+    // The GEMM rate of the body op at M=256 (median of 3), just before the child.
     const [gemmMs] = await timeOp(body, 2048, 16384, [256], 3);
     const gemmRate = (2 * 256 * 2048 * 16384) / (gemmMs / 1000); // FLOP/s
     const child = await new Deno.Command(Deno.execPath(), {
@@ -221,21 +282,34 @@ async function main() {
         "--threads",
         String(threads),
       ],
-      stderr: "null",
+      stderr: "piped",
     }).output();
+    if (!child.success) {
+      console.log(
+        `\n## ${dtype}: child failed\n${new TextDecoder().decode(child.stderr).slice(-2000)}`,
+      );
+      continue;
+    }
     const text = new TextDecoder().decode(child.stdout).trim().split("\n").pop()!;
     const m = JSON.parse(text) as ModelTimes;
     const decBytes = fileBytes(
       join(path, "onnx", `decoder_model_merged${DTYPE_SUFFIX[dtype]}.onnx`),
     );
+    const bw = Math.max(m.bwBefore, m.bwAfter);
     const rooflineTokS = (bw * 1e9) / decBytes;
+    const aloneMs = m.aloneMedianMs;
     const visionFlops = 2 * visionParams(cfg) * cfg.numImageTokens;
     const prefillFlops = 2 * decoderParams(cfg) * m.prefillTokens;
     const visionRoof = (visionFlops / gemmRate) * 1000;
     const prefillRoof = (prefillFlops / gemmRate) * 1000;
     console.log(`\n## ${dtype}: ${JSON.stringify(m)}`);
     console.log(
-      `  matmuls alone per token ${aloneMs.toFixed(1)} ms (${body.name}; head ${head.name}); ` +
+      `  bandwidth ${m.bwBefore.toFixed(1)} / ${
+        m.bwAfter.toFixed(1)
+      } GB/s before / after decode; ` +
+        `matmuls alone per token median ${aloneMs.toFixed(1)} ms, best ${
+          m.aloneBestMs.toFixed(1)
+        } ms (${body.name}; head ${head.name}); ` +
         `GEMM M=256 ${(gemmRate / 1e9).toFixed(0)} GFLOP/s; decoder weights ${
           (decBytes / 1e9).toFixed(2)
         } GB`,
@@ -248,8 +322,10 @@ async function main() {
       } s (${(m.ttftMs / (visionRoof + prefillRoof)).toFixed(2)}x) | ${
         m.decodeTokPerS.toFixed(2)
       } tok/s (${pct(m.decodeTokPerS / rooflineTokS)} of ${rooflineTokS.toFixed(1)}) | ${
-        (m.decodeMsPerToken / aloneMs).toFixed(2)
-      }x of ${aloneMs.toFixed(0)} ms | ${(m.peakRssMb / 1024).toFixed(2)} GB |`,
+        (m.pairedDecodeMs / aloneMs).toFixed(2)
+      }x (${m.pairedDecodeMs.toFixed(0)} / ${aloneMs.toFixed(0)} ms) | ${
+        (m.peakRssMb / 1024).toFixed(2)
+      } GB (VmHWM ${(m.vmHwmMb / 1024).toFixed(2)}) |`,
     );
   }
   console.log(`\nload average after: ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`);

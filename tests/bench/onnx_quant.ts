@@ -3,7 +3,7 @@
  * PG2-tiny with each q8 / q4 variant and prints the max relative logit error and top-1 agreement
  * against fp32 over every prompt position of the fixture cases (the numbers in BENCHMARKS.md).
  *
- *   deno run -A tests/bench/onnx_quant.ts
+ *   deno run -A tests/bench/onnx_quant.ts [substring of the variant names to run]
  * @module
  */
 
@@ -106,10 +106,12 @@ for (const model of ["pg1-tiny", "pg2-tiny"]) {
     { name: "fp16", precision: "fp16", quant: {} },
     { name: "q8 shipped default", precision: "q8", quant: {} },
     { name: "q4 shipped default", precision: "q4", quant: {} },
+    { name: "q8 DynamicQuantizeMatMul, table 8 bit", precision: "q8", quant: { matmul: "dq8" } },
     ...variants(8),
     ...variants(4),
   ];
-  for (const vr of all) {
+  const only = Deno.args[0];
+  for (const vr of all.filter((x) => !only || x.name.includes(only))) {
     const got = await run(vr.precision, vr.quant);
     let err = 0;
     let agree = 0;
