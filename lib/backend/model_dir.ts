@@ -10,20 +10,16 @@ import { join } from "node:path";
 import { readHfConfig } from "../checkpoint/hf.ts";
 import { describeFsError, InputError } from "../errors.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
+import { type Precision, PRECISION_SUFFIX, PRECISIONS } from "../model/precision.ts";
 
 /** Weight precisions a model folder can hold, best (most accurate) first. */
-export const DTYPES = ["fp32", "fp16", "q8", "q4"] as const;
+export const DTYPES = PRECISIONS;
 
 /** One weight precision. */
-export type Dtype = typeof DTYPES[number];
+export type Dtype = Precision;
 
 /** File-name suffix of each precision in the transformers.js layout. */
-export const DTYPE_SUFFIX: Readonly<Record<Dtype, string>> = {
-  fp32: "",
-  fp16: "_fp16",
-  q8: "_quantized",
-  q4: "_q4",
-};
+export const DTYPE_SUFFIX = PRECISION_SUFFIX;
 
 /** The three graphs of a model folder. */
 export const GRAPHS = ["vision_encoder", "embed_tokens", "decoder_model_merged"] as const;

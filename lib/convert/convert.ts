@@ -20,13 +20,10 @@ import type { QuantScheme } from "./quantize.ts";
 import type { ConvertSource } from "./source.ts";
 import { buildVisionGraph } from "./vision_graph.ts";
 
-/** File-name suffix of each precision in the transformers.js layout. */
-export const PRECISION_SUFFIX: Readonly<Record<Precision, string>> = {
-  fp32: "",
-  fp16: "_fp16",
-  q8: "_quantized",
-  q4: "_q4",
-};
+import { PRECISION_SUFFIX } from "../model/precision.ts";
+
+/** File-name suffix of each precision (re-exported for the converter's callers). */
+export { PRECISION_SUFFIX };
 
 /** Graphs larger than this (estimated) go to ONNX external data; protobuf's limit is 2 GiB. */
 export const EXTERNAL_DATA_BYTES = 1.8e9;

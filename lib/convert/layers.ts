@@ -15,9 +15,10 @@ import {
   type QuantScheme,
 } from "./quantize.ts";
 import type { F32Tensor } from "./source.ts";
+import type { Precision } from "../model/precision.ts";
 
 /** Weight precision of a converted model. */
-export type Precision = "fp32" | "fp16" | "q8" | "q4";
+export type { Precision };
 
 /** Default block size of MatMulNBits and of quantised embeddings. */
 export const QUANT_BLOCK = 32;
