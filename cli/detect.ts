@@ -19,7 +19,7 @@ import {
 } from "../lib/detect/report.ts";
 import { CheckFailed, InputError, UsageError } from "../lib/errors.ts";
 import { runJobs } from "../lib/generate/pipeline.ts";
-import { ensureDir, writeFileAtomic } from "../lib/mask/atomic.ts";
+import { ensureDir, writeFileAtomic } from "../lib/atomic.ts";
 import { renderOverlay } from "../lib/mask/overlay.ts";
 import { maskToPng } from "../lib/mask/png.ts";
 import { detectPrefix, segmentPrefix } from "../lib/prompt/tasks.ts";

@@ -98,7 +98,8 @@ export function permuteBytes(
 }
 
 /** Cache-blocked transpose of a rows x cols matrix of words into cols x rows. */
-function transpose2d(from: Words, to: Words, rows: number, cols: number): void {
+/** Writes the transpose of the row-major `rows`×`cols` matrix `from` into `to` (cache-tiled). */
+export function transpose2d(from: Words, to: Words, rows: number, cols: number): void {
   const B = 64;
   for (let r0 = 0; r0 < rows; r0 += B) {
     const r1 = Math.min(rows, r0 + B);

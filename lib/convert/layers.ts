@@ -16,6 +16,7 @@ import {
 } from "./quantize.ts";
 import type { F32Tensor } from "./source.ts";
 import type { Precision } from "../model/precision.ts";
+import { transpose2d as transposeWords } from "../checkpoint/transform.ts";
 
 /** Weight precision of a converted model. */
 export type { Precision };
@@ -82,16 +83,8 @@ export function f32Bytes(a: Float32Array): Uint8Array {
 /** Transposes a row-major [rows, cols] matrix. */
 export function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(a.length);
-  const tile = 64;
-  for (let r0 = 0; r0 < rows; r0 += tile) {
-    for (let c0 = 0; c0 < cols; c0 += tile) {
-      const r1 = Math.min(rows, r0 + tile);
-      const c1 = Math.min(cols, c0 + tile);
-      for (let r = r0; r < r1; r++) {
-        for (let c = c0; c < c1; c++) out[c * rows + r] = a[r * cols + c];
-      }
-    }
-  }
+  const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+  transposeWords(bits(a), bits(out), rows, cols);
   return out;
 }
 

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { describeFsError, InputError } from "../errors.ts";
 import type { JsonObject } from "./hf.ts";
 import {
@@ -16,6 +16,7 @@ import {
   PieceType,
   type SentencePieceModel,
 } from "./sentencepiece_proto.ts";
+import { writeFileAtomic } from "../atomic.ts";
 
 const SPACE_SYMBOL = "\u2581";
 const IMAGE_TOKEN = "<image>";
@@ -261,15 +262,8 @@ export async function sentencePieceFileToHf(
   return sentencePieceToHf(parseSentencePieceModel(bytes, path), path, opts);
 }
 
-async function writeJsonAtomic(path: string, value: JsonObject): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${crypto.randomUUID().slice(0, 8)}`);
-  try {
-    await Deno.writeTextFile(tmp, JSON.stringify(value, null, 2) + "\n");
-    await Deno.rename(tmp, path);
-  } catch (err) {
-    await Deno.remove(tmp).catch(() => {});
-    throw describeFsError(err, path);
-  }
+function writeJsonAtomic(path: string, value: JsonObject): Promise<void> {
+  return writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
 }
 
 /**

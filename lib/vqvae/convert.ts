@@ -5,7 +5,7 @@
  */
 
 import { join } from "node:path";
-import { ensureDir } from "../mask/atomic.ts";
+import { ensureDir } from "../atomic.ts";
 import { VQVAE_ONNX, writeVqvaeOnnx } from "./onnx_graph.ts";
 import { loadVqvaeWeights, type VqvaeWeights } from "./weights.ts";
 

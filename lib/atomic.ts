@@ -5,7 +5,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { describeFsError } from "../errors.ts";
+import { describeFsError } from "./errors.ts";
 
 /** Writes `data` to `path` through a temporary file in the same folder. */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
