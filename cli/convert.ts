@@ -23,7 +23,8 @@ config.json, generation_config.json, preprocessor_config.json and the tokenizer 
 Converting another --dtype into an existing folder adds that precision's files.
 
 Options:
-  --dtype NAME         fp32 (default), fp16 (fp16 weights), q8 or q4 (MatMulNBits, block 32)
+  --dtype NAME         fp32 (default), fp16, q8 or q4 (MatMulNBits language model,
+                       fp16 vision encoder; see the README)
   --tokenizer FILE     tokenizer.model: write tokenizer.json + tokenizer_config.json from it
                        (needed for a big_vision .npz; an HF folder's own files otherwise)
   --config FILE        HF-style config.json whose values replace the inferred ones (a .npz

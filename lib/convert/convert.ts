@@ -15,8 +15,15 @@ import {
 } from "./configs.ts";
 import { buildDecoderGraph } from "./decoder_graph.ts";
 import { buildEmbedGraph, EMBED } from "./embed_graph.ts";
-import { type Precision, type QuantOptions, type WeightFormat, weightFormat } from "./layers.ts";
-import type { QuantScheme } from "./quantize.ts";
+import {
+  type LayerStorage,
+  layerStorage,
+  linearRole,
+  type Precision,
+  type QuantOptions,
+  type WeightFormat,
+  weightFormat,
+} from "./layers.ts";
 import type { ConvertSource } from "./source.ts";
 import { buildVisionGraph } from "./vision_graph.ts";
 
@@ -50,16 +57,23 @@ export interface ConvertResult {
   readonly externalData: string[];
 }
 
-/** Bytes per weight of a quantisation scheme (codes, float scale, zero point). */
-function schemeBytes(s: QuantScheme): number {
+/** Bytes per weight of a storage (codes, float scale, zero point; or the float itself). */
+function storageBytes(s: LayerStorage): number {
+  if (s === "fp32") return 4;
+  if (s === "fp16") return 2;
   return s.bits / 8 + 4 / s.blockSize + (s.asymmetric ? 1 / s.blockSize : 0);
 }
 
-/** Bytes per weight of `fmt`: [linear layers, embedding table / LM head]. */
-function bytesPerWeight(fmt: WeightFormat): [number, number] {
-  if (fmt.quant) return [schemeBytes(fmt.quant.body), schemeBytes(fmt.quant.table)];
-  const b = fmt.precision === "fp16" ? 2 : 4;
-  return [b, b];
+/** Bytes per weight of checkpoint tensor `name` once written in `fmt`. */
+function bytesPerWeight(fmt: WeightFormat, name: string): number {
+  const isTable = name === EMBED || name.endsWith("lm_head.weight");
+  if (isTable) {
+    return fmt.quant
+      ? storageBytes(fmt.quant.table)
+      : storageBytes(fmt.precision === "fp16" ? "fp16" : "fp32");
+  }
+  const role = linearRole(name);
+  return role ? storageBytes(layerStorage(fmt, role, name)) : 4;
 }
 
 /** Estimated bytes of the graph made from the tensors whose names satisfy `pick`. */
@@ -68,13 +82,9 @@ function estimate(
   pick: (name: string) => boolean,
   fmt: WeightFormat,
 ): number {
-  const [body, table] = bytesPerWeight(fmt);
   let n = 0;
   for (const [name, ref] of src.tensors) {
-    if (pick(name)) {
-      const isTable = name === EMBED || name.endsWith("lm_head.weight");
-      n += numel(ref.shape) * (isTable ? table : body);
-    }
+    if (pick(name)) n += numel(ref.shape) * bytesPerWeight(fmt, name);
   }
   return n;
 }

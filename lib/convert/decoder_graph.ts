@@ -144,6 +144,7 @@ export async function buildDecoderGraph(
         `${pre}${k}.weight`,
         await read(`${pre}${k}.weight`, [outDim, inDim]),
         precision,
+        k.startsWith("mlp.") ? "mlp" : "attention",
       );
 
     const x = await norm(h, "input_layernorm");

@@ -24,20 +24,35 @@ export type { Precision };
 /** Default block size of MatMulNBits and of quantised embeddings. */
 export const QUANT_BLOCK = 32;
 
-/** Quantisation settings of q8 / q4. */
+/** How one group of linear layers is stored in q8 / q4: block-quantised, or kept as floats. */
+export type LayerStorage = QuantScheme | "fp16" | "fp32";
+
+/** The groups of linear layers that q8 / q4 store separately. */
+export type LinearRole = "vision" | "attention" | "mlp";
+
+/** Quantisation settings of q8 / q4, one storage per group of weights. */
 export interface QuantOptions {
-  /** Linear layers (MatMulNBits). */
-  readonly body: QuantScheme;
+  /** SigLIP's linear layers and the projector. */
+  readonly vision: LayerStorage;
+  /** The decoder's attention projections q, k, v, o. */
+  readonly attention: LayerStorage;
+  /** The decoder's MLP gate, up, down. */
+  readonly mlp: LayerStorage;
   /** The token embedding table and the (tied) LM head. */
   readonly table: QuantScheme;
   /** MatMulNBits accuracy_level (4: int8 activations, the fast VNNI kernels; 0: float). */
   readonly accuracyLevel: number;
   /**
-   * Op of the 8-bit linear layers: "nbits" (MatMulNBits with `body`'s blocks) or "dq8"
+   * Op of the 8-bit linear layers: "nbits" (MatMulNBits with the group's blocks) or "dq8"
    * (DynamicQuantizeMatMul: 8-bit weights with one scale per output column, activations quantised
    * per tensor at run time). The LM head and the embedding table always use `table`.
    */
   readonly matmul?: "nbits" | "dq8";
+  /**
+   * Per-tensor exceptions (for experiments): the first pattern matching a linear layer's
+   * checkpoint name gives its storage instead of its group's.
+   */
+  readonly overrides?: ReadonlyArray<readonly [RegExp, LayerStorage]>;
 }
 
 /** A precision with its quantisation settings. */
@@ -49,27 +64,55 @@ export interface WeightFormat {
 }
 
 /**
- * The shipped settings (see BENCHMARKS.md for the variants measured): blocks of 32,
- * accuracy_level 4; 4-bit blocks with zero points over their min/max range, 8-bit ones symmetric
- * with max|x| scales; in q4 the embedding table / tied LM head are kept at 8 bits. The scale
- * search (`search`) is left off: on the fixtures its gains are within the variants' scatter and it
- * makes a full-size q4 conversion about ten times slower.
+ * The shipped settings (BENCHMARKS.md has every variant measured), all with accuracy_level 4:
+ * - vision encoder and projector in fp16 (ONNX Runtime folds the cast at load, so they run as
+ *   fp32 GEMMs, which on x86 are as fast as the 8-bit ones); alone at 8 bits they gave most of
+ *   q8's error on the fixtures;
+ * - attention projections at 8 bits in blocks of 16 (about 7 % of the decoder's weights; the
+ *   most sensitive decoder layers);
+ * - MLP at `bits`: 8-bit symmetric blocks of 32, or 4-bit blocks of 32 with zero points over their
+ *   min/max range (4-bit blocks of 16 are more accurate but ONNX Runtime's kernel for them is
+ *   slower than the 8-bit one);
+ * - embedding table and tied LM head at 8 bits, symmetric, blocks of 32.
  */
 export function defaultQuant(bits: QuantBits): QuantOptions {
-  const scheme = (b: QuantBits): QuantScheme => ({
+  const scheme = (b: QuantBits, blockSize: number): QuantScheme => ({
     bits: b,
-    blockSize: QUANT_BLOCK,
+    blockSize,
     asymmetric: b === 4,
     search: false,
   });
-  return { body: scheme(bits), table: scheme(8), accuracyLevel: 4 };
+  return {
+    vision: "fp16",
+    attention: scheme(8, 16),
+    mlp: scheme(bits, QUANT_BLOCK),
+    table: scheme(8, QUANT_BLOCK),
+    accuracyLevel: 4,
+  };
 }
 
-/** The WeightFormat of `p`, with `quant` replacing the default q8 / q4 settings. */
+/** The WeightFormat of `p`, with `quant` replacing parts of the default q8 / q4 settings. */
 export function weightFormat(p: Precision, quant?: Partial<QuantOptions>): WeightFormat {
   const bits = quantBits(p);
   if (bits === null) return { precision: p };
   return { precision: p, quant: { ...defaultQuant(bits), ...quant } };
+}
+
+/** The group a checkpoint tensor belongs to (null: not a linear layer of q8 / q4). */
+export function linearRole(name: string): LinearRole | null {
+  if (name.includes(".embeddings.")) return null;
+  if (name.startsWith("vision_tower.") || name.startsWith("multi_modal_projector.")) {
+    return name.endsWith(".weight") && !/norm/.test(name) ? "vision" : null;
+  }
+  if (!name.endsWith("_proj.weight")) return null;
+  return name.includes(".self_attn.") ? "attention" : name.includes(".mlp.") ? "mlp" : null;
+}
+
+/** How the linear layer `name` of group `role` is stored under `fmt`. */
+export function layerStorage(fmt: WeightFormat, role: LinearRole, name: string): LayerStorage {
+  if (!fmt.quant) return fmt.precision === "fp16" ? "fp16" : "fp32";
+  const hit = fmt.quant.overrides?.find(([pattern]) => pattern.test(name));
+  return hit ? hit[1] : fmt.quant[role];
 }
 
 /** ONNX Runtime contrib-op domain. */
@@ -99,8 +142,9 @@ export function f32Weight(g: OnnxModelWriter, name: string, t: F32Tensor): Promi
 }
 
 /**
- * `x @ w.T (+ bias)` for an HF Linear weight `w` [out, in]: MatMul on the transposed weight (fp32),
- * the same with an fp16 weight cast up (fp16), or MatMulNBits with accuracy_level 4 (q8, q4).
+ * `x @ w.T (+ bias)` for an HF Linear weight `w` [out, in] of group `role`, stored as `fmt` says:
+ * MatMul on the transposed weight (fp32), the same with an fp16 weight cast up (fp16; ONNX
+ * Runtime folds the cast at load), MatMulNBits, or DynamicQuantizeMatMul (`matmul: "dq8"`).
  */
 export async function linear(
   g: OnnxModelWriter,
@@ -108,23 +152,24 @@ export async function linear(
   name: string,
   w: F32Tensor,
   fmt: WeightFormat,
+  role: LinearRole,
   bias?: F32Tensor,
 ): Promise<string> {
   const [n, k] = w.shape;
-  const precision = fmt.precision;
+  const storage = layerStorage(fmt, role, name);
   let y: string;
-  if (!fmt.quant) {
+  if (storage === "fp16" || storage === "fp32") {
     const t = transpose2d(w.data, n, k);
-    if (precision === "fp16") {
+    if (storage === "fp16") {
       const h = await g.weight(name, DataType.FLOAT16, [k, n], fromFloat32(t, "F16"));
       y = g.op("MatMul", [x, g.op("Cast", [h], { to: DataType.FLOAT })]);
     } else {
       y = g.op("MatMul", [x, await g.weight(name, DataType.FLOAT, [k, n], f32Bytes(t))]);
     }
-  } else if (fmt.quant.matmul === "dq8" && fmt.quant.body.bits === 8) {
+  } else if (fmt.quant?.matmul === "dq8" && storage.bits === 8) {
     y = await dynamicQuantMatMul(g, x, name, w.data, n, k);
   } else {
-    y = await matMulNBits(g, x, name, [w.data], n, k, fmt.quant.body, fmt.quant.accuracyLevel);
+    y = await matMulNBits(g, x, name, [w.data], n, k, storage, fmt.quant?.accuracyLevel ?? 4);
   }
   return bias ? g.op("Add", [y, await f32Weight(g, `${name}.bias`, bias)]) : y;
 }

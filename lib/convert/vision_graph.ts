@@ -61,6 +61,7 @@ export async function buildVisionGraph(
         `${pre}${k}.weight`,
         await read(`${pre}${k}.weight`, [outDim, inDim]),
         precision,
+        "vision",
         await read(`${pre}${k}.bias`, [outDim]),
       );
     const [w1, b1] = await ln("layer_norm1");
@@ -90,6 +91,7 @@ export async function buildVisionGraph(
     "multi_modal_projector.linear.weight",
     await read("multi_modal_projector.linear.weight", [cfg.projectionDim, d]),
     precision,
+    "vision",
     await read("multi_modal_projector.linear.bias", [cfg.projectionDim]),
   );
   const scaled = g.op("Div", [proj, g.constF32([Math.sqrt(cfg.text.hiddenSize)], [])]);

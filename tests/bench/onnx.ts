@@ -5,9 +5,12 @@
  * decode tokens/s over 64 greedy tokens and peak RSS. Right beside the decode, in the same child
  * process, it measures the read bandwidth (C program, 2 threads, just before and just after the
  * decode) and "matmuls alone": one ONNX graph holding exactly one token's decoder matmuls in the
- * shipped layout, one `session.run` per step. The GEMM rate of each precision's body op (M=256)
- * is measured just before its child. Every figure is printed as a fraction of its roofline (see
- * shared/docs/machine-ceilings.md).
+ * shipped layouts (attention, MLP and LM head each in its own), one `session.run` per step.
+ * Just before each precision's child, the GEMM rate (M=256, K=2048, N=16384, median of 3) of each
+ * distinct op that precision ships for the vision tower, the decoder's attention and its MLP is
+ * measured; the GEMM roofline of TTFT is vision FLOPs / vision rate + attention prefill FLOPs /
+ * attention rate + MLP prefill FLOPs / MLP rate. Every figure is printed as a fraction of its
+ * roofline (see shared/docs/machine-ceilings.md).
  *
  *   deno run -A tests/bench/onnx.ts [model-dir] [--dtypes fp32,q8,q4] [--threads 2]
  *
@@ -25,6 +28,7 @@ import { OnnxBackend } from "../../lib/backend/onnx.ts";
 import { type Dtype, DTYPE_SUFFIX, openModelDir } from "../../lib/backend/model_dir.ts";
 import type { PaliGemmaConfig } from "../../lib/model/config.ts";
 import {
+  type DecoderLayouts,
   type DecoderShapes,
   openDecoderMatmuls,
   type OpLayout,
@@ -151,7 +155,7 @@ async function measureModel(path: string, dtype: Dtype, threads: number): Promis
   const bwAfter = await readBandwidth(2);
   const peak = peakRssMb();
   const hwm = vmHwmMb();
-  const [body, head] = SHIPPED[dtype];
+  const layouts = SHIPPED[dtype];
   const median = (a: number[]) => a.toSorted((x, y) => x - y)[a.length >> 1];
   let alone: number[] = [];
   let paired: number[] = [];
@@ -160,7 +164,7 @@ async function measureModel(path: string, dtype: Dtype, threads: number): Promis
     // both medians see the same stretch of this shared machine's bandwidth. Blocks, not single
     // steps: right after a run a session's idle ORT workers spin for a while and slow the other
     // session's next step (measured: alternating single steps made both ~25 % slower).
-    const mm = await openDecoderMatmuls(shapesOf(cfg), body, head, threads);
+    const mm = await openDecoderMatmuls(shapesOf(cfg), layouts, threads);
     for (let i = 0; i < PAIRS; i += BLOCK) {
       for (let j = 0; j < BLOCK; j++) paired.push(await decodeStep());
       for (let j = 0; j < BLOCK; j++) alone.push(await mm.step());
@@ -170,7 +174,7 @@ async function measureModel(path: string, dtype: Dtype, threads: number): Promis
   } else {
     // fp32's 10 GB of weights twice would not fit: release the model first.
     await be.release();
-    const r = await timeDecoderMatmuls(shapesOf(cfg), body, head, threads, PAIRS);
+    const r = await timeDecoderMatmuls(shapesOf(cfg), layouts, threads, PAIRS);
     alone = [r.medianMs];
     paired = steps;
   }
@@ -194,24 +198,78 @@ async function measureModel(path: string, dtype: Dtype, threads: number): Promis
   };
 }
 
-/** The matmul layouts `convert` ships for each precision: [decoder layers, LM head]. */
-const SHIPPED: Record<string, [OpLayout, OpLayout]> = {
-  fp32: [{ name: "MatMul f32", kind: "f32" }, { name: "MatMul f32", kind: "f32" }],
-  q8: [
-    { name: "MatMulNBits 8-bit acc 4", kind: "nbits", bits: 8, accuracyLevel: 4 },
-    { name: "MatMulNBits 8-bit acc 4", kind: "nbits", bits: 8, accuracyLevel: 4 },
-  ],
-  q4: [
-    {
+/** The matmul layouts `convert` ships for one precision, per group of weights. */
+interface ShippedLayouts extends DecoderLayouts {
+  /** SigLIP's linear layers and the projector. */
+  readonly vision: OpLayout;
+}
+
+const F32: OpLayout = { name: "MatMul f32", kind: "f32" };
+const Q8_ATTENTION: OpLayout = {
+  name: "MatMulNBits 8-bit acc 4 block 16",
+  kind: "nbits",
+  bits: 8,
+  accuracyLevel: 4,
+  blockSize: 16,
+};
+const Q8_BLOCK32: OpLayout = {
+  name: "MatMulNBits 8-bit acc 4",
+  kind: "nbits",
+  bits: 8,
+  accuracyLevel: 4,
+  blockSize: 32,
+};
+/** fp16 weights: ONNX Runtime folds their Cast at load, so they run as fp32 MatMul. */
+const F16_VISION: OpLayout = { name: "MatMul f32 (fp16 weights)", kind: "f32" };
+
+/** The layouts `convert` ships for each precision (see `defaultQuant` in lib/convert/layers.ts). */
+const SHIPPED: Record<string, ShippedLayouts> = {
+  fp32: { vision: F32, attention: F32, mlp: F32, head: F32 },
+  q8: { vision: F16_VISION, attention: Q8_ATTENTION, mlp: Q8_BLOCK32, head: Q8_BLOCK32 },
+  q4: {
+    vision: F16_VISION,
+    attention: Q8_ATTENTION,
+    mlp: {
       name: "MatMulNBits 4-bit acc 4 +zp",
       kind: "nbits",
       bits: 4,
       accuracyLevel: 4,
       zeroPoints: true,
+      blockSize: 32,
     },
-    { name: "MatMulNBits 8-bit acc 4", kind: "nbits", bits: 8, accuracyLevel: 4 },
-  ],
+    head: Q8_BLOCK32,
+  },
 };
+
+/** The groups whose GEMM rate bounds vision and prefill. */
+const GEMM_GROUPS = ["vision", "attention", "mlp"] as const;
+type GemmGroup = typeof GEMM_GROUPS[number];
+
+/** An op's identity for timing (its label aside): equal keys run the same kernel. */
+function opKey(l: OpLayout): string {
+  return JSON.stringify([l.kind, l.bits, l.accuracyLevel, !!l.zeroPoints, l.unsigned, l.blockSize]);
+}
+
+/**
+ * GEMM rate in FLOP/s (M=256, K=2048, N=16384, median of 3) of each group's op in `layouts`,
+ * each distinct op timed once.
+ */
+async function gemmRates(layouts: ShippedLayouts): Promise<Record<GemmGroup, number>> {
+  const [k, n, m] = [2048, 16384, 256];
+  const byOp = new Map<string, number>();
+  const out = {} as Record<GemmGroup, number>;
+  for (const g of GEMM_GROUPS) {
+    const l = layouts[g];
+    let rate = byOp.get(opKey(l));
+    if (rate === undefined) {
+      const [ms] = await timeOp(l, k, n, [m], 3);
+      rate = (2 * m * k * n) / (ms / 1000);
+      byOp.set(opKey(l), rate);
+    }
+    out[g] = rate;
+  }
+  return out;
+}
 
 /** Parameters of the vision tower's linear layers (what its GEMMs multiply). */
 function visionParams(cfg: PaliGemmaConfig): number {
@@ -221,13 +279,18 @@ function visionParams(cfg: PaliGemmaConfig): number {
   return v.numLayers * perLayer + patch + v.hiddenSize * cfg.projectionDim;
 }
 
-/** Parameters of the decoder layers' linear layers. */
-function decoderParams(cfg: PaliGemmaConfig): number {
+/** Parameters of the decoder layers' attention projections (q, k, v, o). */
+function attentionParams(cfg: PaliGemmaConfig): number {
   const t = cfg.text;
   const q = t.numHeads * t.headDim;
   const kv = t.numKvHeads * t.headDim;
-  return t.numLayers *
-    (2 * t.hiddenSize * q + 2 * t.hiddenSize * kv + 3 * t.hiddenSize * t.intermediateSize);
+  return t.numLayers * (2 * t.hiddenSize * q + 2 * t.hiddenSize * kv);
+}
+
+/** Parameters of the decoder layers' MLPs (gate, up, down). */
+function mlpParams(cfg: PaliGemmaConfig): number {
+  const t = cfg.text;
+  return t.numLayers * 3 * t.hiddenSize * t.intermediateSize;
 }
 
 function fileBytes(path: string): number {
@@ -267,10 +330,9 @@ async function main() {
 
   const rows: string[] = [];
   for (const dtype of dtypes) {
-    const [body, head] = SHIPPED[dtype];
-    // The GEMM rate of the body op at M=256 (median of 3), just before the child.
-    const [gemmMs] = await timeOp(body, 2048, 16384, [256], 3);
-    const gemmRate = (2 * 256 * 2048 * 16384) / (gemmMs / 1000); // FLOP/s
+    const layouts = SHIPPED[dtype];
+    // The GEMM rate of each group's op at M=256, just before the child.
+    const rates = await gemmRates(layouts);
     const child = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -299,9 +361,13 @@ async function main() {
     const rooflineTokS = (bw * 1e9) / decBytes;
     const aloneMs = m.aloneMedianMs;
     const visionFlops = 2 * visionParams(cfg) * cfg.numImageTokens;
-    const prefillFlops = 2 * decoderParams(cfg) * m.prefillTokens;
-    const visionRoof = (visionFlops / gemmRate) * 1000;
-    const prefillRoof = (prefillFlops / gemmRate) * 1000;
+    const attentionFlops = 2 * attentionParams(cfg) * m.prefillTokens;
+    const mlpFlops = 2 * mlpParams(cfg) * m.prefillTokens;
+    const visionRoof = (visionFlops / rates.vision) * 1000;
+    const prefillRoof = (attentionFlops / rates.attention + mlpFlops / rates.mlp) * 1000;
+    const ops =
+      `attention ${layouts.attention.name}; MLP ${layouts.mlp.name}; head ${layouts.head.name}`;
+    const gflops = (g: GemmGroup) => `${g} ${(rates[g] / 1e9).toFixed(0)} (${layouts[g].name})`;
     console.log(`\n## ${dtype}: ${JSON.stringify(m)}`);
     console.log(
       `  bandwidth ${m.bwBefore.toFixed(1)} / ${
@@ -309,8 +375,8 @@ async function main() {
       } GB/s before / after decode; ` +
         `matmuls alone per token median ${aloneMs.toFixed(1)} ms, best ${
           m.aloneBestMs.toFixed(1)
-        } ms (${body.name}; head ${head.name}); ` +
-        `GEMM M=256 ${(gemmRate / 1e9).toFixed(0)} GFLOP/s; decoder weights ${
+        } ms (${ops}); ` +
+        `GEMM M=256 GFLOP/s: ${GEMM_GROUPS.map(gflops).join(", ")}; decoder weights ${
           (decBytes / 1e9).toFixed(2)
         } GB`,
     );

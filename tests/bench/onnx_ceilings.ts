@@ -3,7 +3,8 @@
  * small C program built on the fly (cc -O3 -march=native, 2 threads), and the rate of each
  * candidate matmul op of onnxruntime-node run alone (MatMul f32, MatMulNBits 4/8 bit at each
  * accuracy level, symmetric or with zero points, DynamicQuantizeMatMul int8 / uint8), and
- * "matmuls alone": one graph with exactly one token's decoder matmuls (`openDecoderMatmuls`).
+ * "matmuls alone": one graph with exactly one token's decoder matmuls (`openDecoderMatmuls`), each
+ * group (attention, MLP, LM head) in its own layout (`DecoderLayouts`).
  *
  *   deno run -A tests/bench/onnx_ceilings.ts        (prints the ceilings and the op table)
  * @module
@@ -95,6 +96,8 @@ export interface OpLayout {
   readonly accuracyLevel?: number;
   /** Zero points stored (nbits). */
   readonly zeroPoints?: boolean;
+  /** Weights per block (nbits; default 32). */
+  readonly blockSize?: number;
 }
 
 /** Every layout measured. */
@@ -127,9 +130,10 @@ export const LAYOUTS: OpLayout[] = [
 export function weightBytes(l: OpLayout, k: number, n: number): number {
   if (l.kind === "f32") return k * n * 4;
   if (l.kind === "dq8") return k * n + n * (l.unsigned ? 5 : 4);
-  const blocks = Math.ceil(k / 32);
+  const bs = l.blockSize ?? 32;
+  const blocks = Math.ceil(k / bs);
   const zp = l.zeroPoints ? n * Math.ceil((blocks * l.bits!) / 8) : 0;
-  return (n * blocks * 32 * l.bits!) / 8 + n * blocks * 4 + zp;
+  return (n * blocks * bs * l.bits!) / 8 + n * blocks * 4 + zp;
 }
 
 function randomBytes(n: number, seed: number): Uint8Array {
@@ -187,8 +191,9 @@ async function opGraph(path: string, l: OpLayout, k: number, n: number, copies: 
       y = await dq8Node(g, a, `w${c}`, l, k, n, 7 + c, 1e-3);
     } else {
       const bits = l.bits!;
-      const blocks = Math.ceil(k / 32);
-      const blob = (32 * bits) / 8;
+      const bs = l.blockSize ?? 32;
+      const blocks = Math.ceil(k / bs);
+      const blob = (bs * bits) / 8;
       const w = await g.weight(
         `w${c}`,
         DataType.UINT8,
@@ -210,7 +215,7 @@ async function opGraph(path: string, l: OpLayout, k: number, n: number, copies: 
         K: k,
         N: n,
         bits,
-        block_size: 32,
+        block_size: bs,
         accuracy_level: l.accuracyLevel ?? 0,
       }, MS);
     }
@@ -280,6 +285,16 @@ export interface DecoderShapes {
   readonly fused: boolean;
 }
 
+/** The layout of each group of the decoder's matmuls, as `convert` stores them. */
+export interface DecoderLayouts {
+  /** Attention projections q, k, v (or fused qkv) and o. */
+  readonly attention: OpLayout;
+  /** MLP gate, up (or fused gate_up) and down. */
+  readonly mlp: OpLayout;
+  /** LM head. */
+  readonly head: OpLayout;
+}
+
 /** Random weights of one [K,N] matmul in layout `l`, scaled so outputs stay near unit size. */
 async function matmulNode(
   g: OnnxModelWriter,
@@ -297,8 +312,9 @@ async function matmulNode(
   }
   if (l.kind === "dq8") return dq8Node(g, x, name, l, k, n, seed, unit / 37);
   const bits = l.bits!;
-  const blocks = Math.ceil(k / 32);
-  const blob = (32 * bits) / 8;
+  const bs = l.blockSize ?? 32;
+  const blocks = Math.ceil(k / bs);
+  const blob = (bs * bits) / 8;
   const codes = randomBytes(n * blocks * blob, seed);
   const w = await g.weight(name, DataType.UINT8, [n, blocks, blob], codes);
   const scale = new Float32Array(n * blocks).fill(unit / (bits === 8 ? 74 : 4.6));
@@ -314,7 +330,7 @@ async function matmulNode(
       ),
     );
   }
-  const attrs = { K: k, N: n, bits, block_size: 32, accuracy_level: l.accuracyLevel ?? 0 };
+  const attrs = { K: k, N: n, bits, block_size: bs, accuracy_level: l.accuracyLevel ?? 0 };
   return g.op("MatMulNBits", inputs, attrs, MS);
 }
 
@@ -322,13 +338,13 @@ async function matmulNode(
  * Writes ONE graph holding exactly the decoder's matmuls for one token: per layer q, k, v
  * (or one fused qkv), o, gate and up (or one fused gate_up) and down, then the LM head, chained
  * x → qkv → o(q) → gate/up → down(gate · up) → next layer, with k / v collected into a small
- * output so nothing is pruned. Input `x` [1,1,d]; outputs `logits` and `kv`.
+ * output so nothing is pruned. q/k/v and o use `layouts.attention`, gate/up and down
+ * `layouts.mlp`, the LM head `layouts.head`. Input `x` [1,1,d]; outputs `logits` and `kv`.
  */
 async function decoderMatmulGraph(
   path: string,
   s: DecoderShapes,
-  body: OpLayout,
-  head: OpLayout,
+  layouts: DecoderLayouts,
 ): Promise<void> {
   const g = await OnnxModelWriter.create(path, { externalData: true });
   let h = g.input("x", DataType.FLOAT, [1, 1, s.d]);
@@ -336,30 +352,32 @@ async function decoderMatmulGraph(
   const split = (y: string, sizes: number[]) =>
     g.node("Split", [y, g.constI64(sizes)], sizes.length, { axis: -1 });
   for (let i = 0; i < s.layers; i++) {
-    const mm = (x: string, n: string, k: number, nOut: number, seed: number) =>
-      matmulNode(g, x, `l${i}.${n}`, body, k, nOut, 100 * i + seed);
+    const mm = (l: OpLayout) => (x: string, n: string, k: number, nOut: number, seed: number) =>
+      matmulNode(g, x, `l${i}.${n}`, l, k, nOut, 100 * i + seed);
+    const att = mm(layouts.attention);
+    const mlp = mm(layouts.mlp);
     let q: string;
     if (s.fused) {
-      const qkv = await mm(h, "qkv", s.d, s.q + 2 * s.kv, 1);
+      const qkv = await att(h, "qkv", s.d, s.q + 2 * s.kv, 1);
       const [q0, k, v] = split(qkv, [s.q, s.kv, s.kv]);
       q = q0;
       kvOut.push(k, v);
     } else {
-      q = await mm(h, "q", s.d, s.q, 1);
-      kvOut.push(await mm(h, "k", s.d, s.kv, 2), await mm(h, "v", s.d, s.kv, 3));
+      q = await att(h, "q", s.d, s.q, 1);
+      kvOut.push(await att(h, "k", s.d, s.kv, 2), await att(h, "v", s.d, s.kv, 3));
     }
-    const o = await mm(q, "o", s.q, s.d, 4);
+    const o = await att(q, "o", s.q, s.d, 4);
     let gate: string;
     let up: string;
     if (s.fused) {
-      [gate, up] = split(await mm(o, "gate_up", s.d, 2 * s.ff, 5), [s.ff, s.ff]);
+      [gate, up] = split(await mlp(o, "gate_up", s.d, 2 * s.ff, 5), [s.ff, s.ff]);
     } else {
-      gate = await mm(o, "gate", s.d, s.ff, 5);
-      up = await mm(o, "up", s.d, s.ff, 6);
+      gate = await mlp(o, "gate", s.d, s.ff, 5);
+      up = await mlp(o, "up", s.d, s.ff, 6);
     }
-    h = await mm(g.op("Mul", [gate, up]), "down", s.ff, s.d, 7);
+    h = await mlp(g.op("Mul", [gate, up]), "down", s.ff, s.d, 7);
   }
-  const logits = await matmulNode(g, h, "lm_head", head, s.d, s.vocab, 99);
+  const logits = await matmulNode(g, h, "lm_head", layouts.head, s.d, s.vocab, 99);
   g.output(logits, "logits", DataType.FLOAT, [1, 1, s.vocab]);
   g.output(g.op("Concat", kvOut, { axis: -1 }), "kv", DataType.FLOAT, [1, 1, 2 * s.layers * s.kv]);
   await g.finish();
@@ -373,16 +391,15 @@ export interface DecoderMatmuls {
   release(): Promise<void>;
 }
 
-/** Writes and opens the "matmuls alone" graph of `s` in the given layouts (two warm-up steps). */
+/** Writes and opens the "matmuls alone" graph of `s` in `layouts` (two warm-up steps). */
 export async function openDecoderMatmuls(
   s: DecoderShapes,
-  body: OpLayout,
-  head: OpLayout,
+  layouts: DecoderLayouts,
   threads = 2,
 ): Promise<DecoderMatmuls> {
   const dir = await Deno.makeTempDir({ prefix: "pg-mm-" });
   const path = join(dir, "matmuls.onnx");
-  await decoderMatmulGraph(path, s, body, head);
+  await decoderMatmulGraph(path, s, layouts);
   const session = await ort.InferenceSession.create(path, {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
@@ -409,12 +426,11 @@ export async function openDecoderMatmuls(
 /** Best and median of `runs` steps of the "matmuls alone" graph (see `openDecoderMatmuls`). */
 export async function timeDecoderMatmuls(
   s: DecoderShapes,
-  body: OpLayout,
-  head: OpLayout,
+  layouts: DecoderLayouts,
   threads = 2,
   runs = 9,
 ): Promise<{ bestMs: number; medianMs: number }> {
-  const mm = await openDecoderMatmuls(s, body, head, threads);
+  const mm = await openDecoderMatmuls(s, layouts, threads);
   const t: number[] = [];
   try {
     for (let r = 0; r < runs; r++) t.push(await mm.step());

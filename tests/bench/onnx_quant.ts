@@ -12,7 +12,7 @@ import { toFloat32 } from "../../lib/checkpoint/dtype.ts";
 import { openCheckpoint } from "../../lib/checkpoint/open.ts";
 import { openSafetensors } from "../../lib/checkpoint/safetensors.ts";
 import { convertModel, PRECISION_SUFFIX } from "../../lib/convert/convert.ts";
-import type { Precision, QuantOptions } from "../../lib/convert/layers.ts";
+import type { LayerStorage, Precision, QuantOptions } from "../../lib/convert/layers.ts";
 import type { QuantScheme } from "../../lib/convert/quantize.ts";
 import { argmaxRows, OnnxModel, relErr } from "../convert/onnx_runner.ts";
 
@@ -24,52 +24,128 @@ interface Variant {
   quant: Partial<QuantOptions>;
 }
 
-const scheme = (bits: 4 | 8, o: Partial<QuantScheme> = {}): QuantScheme => ({
+/** A block scheme: `bits`, blocks of `blockSize`, zero points when `asymmetric`. */
+const scheme = (bits: 4 | 8, blockSize = 32, asymmetric = bits === 4): QuantScheme => ({
   bits,
-  blockSize: 32,
-  asymmetric: false,
+  blockSize,
+  asymmetric,
   search: false,
+});
+
+/** Every group at the same storage (the pre-2026-11-26 layout: one scheme for all layers). */
+const uniform = (s: LayerStorage): Partial<QuantOptions> => ({ vision: s, attention: s, mlp: s });
+
+/** One decoder / vision matrix kind at 4 or 8 bits, everything else float32 (sensitivity). */
+function alone(bits: 4 | 8): Variant[] {
+  const kinds = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+    "fc1",
+    "fc2",
+    "out_proj",
+    "multi_modal_projector",
+  ];
+  return kinds.map((k) => ({
+    name: `only ${k} at ${bits} bits (block 32), other layers fp32`,
+    precision: bits === 8 ? "q8" : "q4",
+    quant: { ...uniform("fp32"), overrides: [[new RegExp(k), scheme(bits)]] },
+  }));
+}
+
+const q4Mlp = (o: Partial<QuantOptions>): Variant["quant"] => ({
+  vision: "fp16",
+  attention: scheme(8, 16),
   ...o,
 });
 
-function variants(bits: 4 | 8): Variant[] {
-  const p: Precision = bits === 8 ? "q8" : "q4";
-  const out: Variant[] = [];
-  for (const acc of [4, 0]) {
-    for (const table of bits === 4 ? [4, 8] as const : [8] as const) {
-      for (
-        const [label, o] of [
-          ["sym max", {}],
-          ["sym search", { search: true }],
-          ["asym minmax", { asymmetric: true }],
-          ["asym search", { asymmetric: true, search: true }],
-        ] as const
-      ) {
-        out.push({
-          name: `${p} ${label}, table ${table} bit, acc ${acc}`,
-          precision: p,
-          quant: {
-            body: scheme(bits, o),
-            table: scheme(table, o),
-            accuracyLevel: acc,
-          },
-        });
-      }
-    }
-  }
-  for (const block of [16, 64]) {
-    out.push({
-      name: `${p} sym search, block ${block}, table 8 bit, acc 4`,
-      precision: p,
-      quant: {
-        body: scheme(bits, { search: true, blockSize: block }),
-        table: scheme(8, { search: true, blockSize: block }),
-        accuracyLevel: 4,
-      },
-    });
-  }
-  return out;
-}
+const VARIANTS: Variant[] = [
+  { name: "fp16", precision: "fp16", quant: {} },
+  { name: "q8 shipped", precision: "q8", quant: {} },
+  { name: "q4 shipped", precision: "q4", quant: {} },
+  { name: "q8 all 8-bit block 32 (before)", precision: "q8", quant: uniform(scheme(8)) },
+  {
+    name: "q8 vision fp32, rest 8-bit block 32",
+    precision: "q8",
+    quant: { vision: "fp32", attention: scheme(8), mlp: scheme(8) },
+  },
+  {
+    name: "q8 vision fp16, rest 8-bit block 32",
+    precision: "q8",
+    quant: { vision: "fp16", attention: scheme(8), mlp: scheme(8) },
+  },
+  {
+    name: "q8 vision fp16, rest 8-bit block 16",
+    precision: "q8",
+    quant: { vision: "fp16", attention: scheme(8, 16), mlp: scheme(8, 16) },
+  },
+  {
+    name: "q8 vision 8-bit block 32, rest shipped",
+    precision: "q8",
+    quant: { vision: scheme(8) },
+  },
+  {
+    name: "q8 DynamicQuantizeMatMul, rest shipped",
+    precision: "q8",
+    quant: { matmul: "dq8" },
+  },
+  {
+    name: "q4 all 4-bit zp block 32, table 8-bit (before)",
+    precision: "q4",
+    quant: uniform(scheme(4)),
+  },
+  {
+    name: "q4 vision 4-bit zp block 32, rest shipped",
+    precision: "q4",
+    quant: { vision: scheme(4) },
+  },
+  {
+    name: "q4 attention 4-bit zp block 32, rest shipped",
+    precision: "q4",
+    quant: { attention: scheme(4) },
+  },
+  {
+    name: "q4 attention 8-bit block 32, rest shipped",
+    precision: "q4",
+    quant: { attention: scheme(8) },
+  },
+  {
+    name: "q4 MLP 4-bit symmetric block 32, rest shipped",
+    precision: "q4",
+    quant: q4Mlp({ mlp: scheme(4, 32, false) }),
+  },
+  {
+    name: "q4 MLP 4-bit zp block 16, rest shipped",
+    precision: "q4",
+    quant: q4Mlp({ mlp: scheme(4, 16) }),
+  },
+  {
+    name: "q4 MLP 4-bit zp block 16, table block 16, rest shipped",
+    precision: "q4",
+    quant: q4Mlp({ mlp: scheme(4, 16), table: scheme(8, 16) }),
+  },
+  {
+    name: "q4 gate/up 4-bit zp block 32, down 8-bit, rest shipped",
+    precision: "q4",
+    quant: q4Mlp({ overrides: [[/down_proj/, scheme(8)]] }),
+  },
+  {
+    name: "q4 down 4-bit zp block 32, gate/up 8-bit, rest shipped",
+    precision: "q4",
+    quant: q4Mlp({ overrides: [[/gate_proj|up_proj/, scheme(8)]] }),
+  },
+  {
+    name: "q4 gate/up 4-bit zp block 16, down 8-bit, rest shipped",
+    precision: "q4",
+    quant: q4Mlp({ mlp: scheme(4, 16), overrides: [[/down_proj/, scheme(8)]] }),
+  },
+  ...alone(8),
+  ...alone(4),
+];
 
 for (const model of ["pg1-tiny", "pg2-tiny"]) {
   const ck = await openCheckpoint(join(FIX, model, "hf"));
@@ -102,14 +178,7 @@ for (const model of ["pg1-tiny", "pg2-tiny"]) {
   };
   const v = ck.config.text.vocabSize;
   const base = await run("fp32");
-  const all: Variant[] = [
-    { name: "fp16", precision: "fp16", quant: {} },
-    { name: "q8 shipped default", precision: "q8", quant: {} },
-    { name: "q4 shipped default", precision: "q4", quant: {} },
-    { name: "q8 DynamicQuantizeMatMul, table 8 bit", precision: "q8", quant: { matmul: "dq8" } },
-    ...variants(8),
-    ...variants(4),
-  ];
+  const all = VARIANTS;
   const only = Deno.args[0];
   for (const vr of all.filter((x) => !only || x.name.includes(only))) {
     const got = await run(vr.precision, vr.quant);

@@ -47,7 +47,7 @@ Deno.test("dq8: linear() as DynamicQuantizeMatMul against a float64 product", as
     const g = await OnnxModelWriter.create(path, { externalData: false });
     const input = g.input("x", DataType.FLOAT, [1, M, K]);
     const fmt = weightFormat("q8", { matmul: "dq8" });
-    const y = await linear(g, input, "w", { shape: [N, K], data: w }, fmt);
+    const y = await linear(g, input, "w", { shape: [N, K], data: w }, fmt, "mlp");
     g.output(y, "y", DataType.FLOAT, [1, M, N]);
     await g.finish();
     const s = await ort.InferenceSession.create(path);

@@ -12,7 +12,8 @@ import { refDecoder, refVision } from "../reference_forward.ts";
 import { argmaxRows, OnnxModel, relErr } from "./onnx_runner.ts";
 import { memorySource, normalRng, randomWeights, tensorShapes, tinyConfig } from "./synthetic.ts";
 import { dequantizeRows, quantizeRows } from "../../lib/convert/quantize.ts";
-import { defaultQuant } from "../../lib/convert/layers.ts";
+import { defaultQuant, linearRole } from "../../lib/convert/layers.ts";
+import { fromFloat32, toFloat32 } from "../../lib/checkpoint/dtype.ts";
 import { EMBED } from "../../lib/convert/embed_graph.ts";
 
 const TOL = 1e-4;
@@ -173,12 +174,19 @@ for (const version of [1, 2] as const) {
       const v = cfg.text.vocabSize;
       const deq = (bits: 4 | 8) => {
         const out = new Map(w);
+        const opts = defaultQuant(bits);
         for (const [name, shape] of tensorShapes(cfg)) {
-          if (shape.length !== 2 || name.includes("position_embedding")) continue;
-          const opts = defaultQuant(bits);
-          const scheme = name === EMBED ? opts.table : opts.body;
-          const q = quantizeRows(w.get(name)!, shape[0], shape[1], scheme);
-          out.set(name, dequantizeRows(q, shape[0], shape[1], scheme));
+          const role = linearRole(name);
+          if (name !== EMBED && role === null) continue;
+          const storage = name === EMBED ? opts.table : opts[role!];
+          const x = w.get(name)!;
+          if (storage === "fp32") continue;
+          if (storage === "fp16") {
+            out.set(name, toFloat32(fromFloat32(x, "F16"), "F16"));
+            continue;
+          }
+          const q = quantizeRows(x, shape[0], shape[1], storage);
+          out.set(name, dequantizeRows(q, shape[0], shape[1], storage));
         }
         return out;
       };
