@@ -6,7 +6,7 @@
  * "matmuls alone": one graph with exactly one token's decoder matmuls (`openDecoderMatmuls`), each
  * group (attention, MLP, LM head) in its own layout (`DecoderLayouts`).
  *
- *   deno run -A tests/bench/onnx_ceilings.ts        (prints the ceilings and the op table)
+ *   deno run -A tests/bench/onnx_ceilings.ts [name substring]   (ceilings and the op table)
  * @module
  */
 
@@ -111,8 +111,23 @@ export const LAYOUTS: OpLayout[] = [
     accuracyLevel: 4,
     zeroPoints: true,
   },
+  {
+    name: "MatMulNBits 8-bit acc 4 block 16",
+    kind: "nbits",
+    bits: 8,
+    accuracyLevel: 4,
+    blockSize: 16,
+  },
   { name: "MatMulNBits 8-bit acc 0", kind: "nbits", bits: 8, accuracyLevel: 0 },
   { name: "MatMulNBits 4-bit acc 4", kind: "nbits", bits: 4, accuracyLevel: 4 },
+  {
+    name: "MatMulNBits 4-bit acc 4 +zp block 16",
+    kind: "nbits",
+    bits: 4,
+    accuracyLevel: 4,
+    zeroPoints: true,
+    blockSize: 16,
+  },
   {
     name: "MatMulNBits 4-bit acc 4 +zp",
     kind: "nbits",
@@ -450,7 +465,8 @@ if (import.meta.main) {
   );
   const [k, n] = [2048, 16384];
   console.log(`| op (K=${k}, N=${n}) | M=1 ms | GB/s | M=256 ms | GFLOP/s |`);
-  for (const l of LAYOUTS) {
+  // Optional argument: run only the layouts whose name contains it.
+  for (const l of LAYOUTS.filter((x) => !Deno.args[0] || x.name.includes(Deno.args[0]))) {
     const [t1, t256] = await timeOp(
       l,
       k,
