@@ -23,6 +23,7 @@ import { fromFloat32 } from "../checkpoint/dtype.ts";
 import {
   f32Bytes,
   geluTanh,
+  layerStorage,
   linear,
   matMulNBits,
   MS,
@@ -30,7 +31,8 @@ import {
   softcap,
   type WeightFormat,
 } from "./layers.ts";
-import { type ConvertSource, readF32, readRowChunks } from "./source.ts";
+import { chooseInputScaling, scaleColumns } from "./input_scaling.ts";
+import { type ConvertSource, type F32Tensor, readF32, readRowChunks } from "./source.ts";
 import { isTied, type TextConfig } from "../model/config.ts";
 
 const L = "language_model.model.";
@@ -84,6 +86,14 @@ export async function buildDecoderGraph(
   const eps = t.rmsNormEps;
   const gemma2 = t.variant === "gemma2";
   const read = (name: string, shape: number[]) => readF32(src, name, shape);
+  /** Input scales of a layer's gate and up (input_scaling.ts), or null when off or unquantised. */
+  const mlpScaling = async (normName: string, pre: string, mats: F32Tensor[]) => {
+    const alphas = precision.quant?.mlpInputScale ?? [];
+    const storage = layerStorage(precision, "mlp", `${pre}mlp.gate_proj.weight`);
+    if (alphas.length === 0 || typeof storage === "string") return null;
+    const normW = (await read(normName, [d])).data;
+    return chooseInputScaling(normW, mats, storage, alphas).scales;
+  };
 
   const embeds = g.input("inputs_embeds", DataType.FLOAT, ["batch_size", "sequence_length", d]);
   const mask = g.input("attention_mask", DataType.INT64, ["batch_size", "total_sequence_length"]);
@@ -135,17 +145,14 @@ export async function buildDecoderGraph(
   const total = t.numLayers + 1;
   for (let i = 0; i < t.numLayers; i++) {
     const pre = `${L}layers.${i}.`;
-    const norm = async (x: string, k: string) =>
-      rmsNorm(g, x, `${pre}${k}.weight`, await read(`${pre}${k}.weight`, [d]), eps);
+    const norm = async (x: string, k: string, divisor?: Float32Array) =>
+      rmsNorm(g, x, `${pre}${k}.weight`, await read(`${pre}${k}.weight`, [d]), eps, divisor);
+    const weight = (k: string, outDim: number, inDim: number) =>
+      read(`${pre}${k}.weight`, [outDim, inDim]);
+    const linW = (x: string, k: string, w: F32Tensor) =>
+      linear(g, x, `${pre}${k}.weight`, w, precision, k.startsWith("mlp.") ? "mlp" : "attention");
     const lin = async (x: string, k: string, outDim: number, inDim: number) =>
-      linear(
-        g,
-        x,
-        `${pre}${k}.weight`,
-        await read(`${pre}${k}.weight`, [outDim, inDim]),
-        precision,
-        k.startsWith("mlp.") ? "mlp" : "attention",
-      );
+      linW(x, k, await weight(k, outDim, inDim));
 
     const x = await norm(h, "input_layernorm");
     const q = rope(await lin(x, "self_attn.q_proj", nq * hd, d), nq);
@@ -172,9 +179,14 @@ export async function buildDecoderGraph(
     let attn = await lin(merged, "self_attn.o_proj", d, nq * hd);
     if (gemma2) attn = await norm(attn, "post_attention_layernorm");
     h = g.op("Add", [h, attn]);
-    const y = await norm(h, gemma2 ? "pre_feedforward_layernorm" : "post_attention_layernorm");
-    const gate = geluTanh(g, await lin(y, "mlp.gate_proj", t.intermediateSize, d));
-    const up = await lin(y, "mlp.up_proj", t.intermediateSize, d);
+    const mlpNorm = gemma2 ? "pre_feedforward_layernorm" : "post_attention_layernorm";
+    let gateW = await weight("mlp.gate_proj", t.intermediateSize, d);
+    let upW = await weight("mlp.up_proj", t.intermediateSize, d);
+    const scaling = await mlpScaling(`${pre}${mlpNorm}.weight`, pre, [gateW, upW]);
+    if (scaling) [gateW, upW] = [scaleColumns(gateW, scaling), scaleColumns(upW, scaling)];
+    const y = await norm(h, mlpNorm, scaling ?? undefined);
+    const gate = geluTanh(g, await linW(y, "mlp.gate_proj", gateW));
+    const up = await linW(y, "mlp.up_proj", upW);
     let mlp = await lin(g.op("Mul", [gate, up]), "mlp.down_proj", d, t.intermediateSize);
     if (gemma2) mlp = await norm(mlp, "post_feedforward_layernorm");
     h = g.op("Add", [h, mlp]);

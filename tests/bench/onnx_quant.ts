@@ -143,6 +143,13 @@ const VARIANTS: Variant[] = [
     precision: "q4",
     quant: q4Mlp({ mlp: scheme(4, 16), overrides: [[/down_proj/, scheme(8)]] }),
   },
+  ...[[], [0.25], [0.5], [0.75], [1]].flatMap((a): Variant[] => {
+    const label = a.length === 0 ? "off" : `α in {0, ${a[0]}}`;
+    return [
+      { name: `q8 MLP input scaling ${label}`, precision: "q8", quant: { mlpInputScale: a } },
+      { name: `q4 MLP input scaling ${label}`, precision: "q4", quant: { mlpInputScale: a } },
+    ];
+  }),
   ...alone(8),
   ...alone(4),
 ];

@@ -184,18 +184,16 @@ for (const [model, srcName, expName] of SOURCES) {
 }
 
 /**
- * [precision, max rel logit error, min top-1 agreement]. fp16 and q8 are held to the issue's 1 % and
- * 3 %. q4 is not: on these fixtures (built to be sensitive: large weights, soft-cap 5, hidden size
- * 40-48) a single decoder matrix at 4 bits in blocks of 32 moves the logits by 8-12 %, and the
- * shipped q4 (4-bit MLP, 8-bit attention, fp16 vision) measures about 20 %. The only 4-bit layouts
- * measured under 15 % (MLP in blocks of 16, or only down_proj at 4 bits) are slower or barely
- * smaller than q8 (BENCHMARKS.md). Its bound is set just above the measured figure, where it
- * still catches layout bugs (top-1 agreement falls to chance, ~0.05 %).
+ * [precision, max rel logit error, min top-1 agreement]: the issue's limits (1 %, 3 %, 15 %) with
+ * top-1 floors that catch layout bugs (agreement falls to chance, ~0.05 %). Measured on these
+ * deliberately sensitive fixtures (BENCHMARKS.md): fp16 0.12 %, q8 2.6 % / 2.2 %, q4 13.8 % /
+ * 14.4 % (PG1 / PG2); q4 gets under its limit through the MLP input scaling
+ * (lib/convert/input_scaling.ts), 19.5 % / 19.2 % without it.
  */
 const LIMITS: [Precision, number, number][] = [
   ["fp16", 0.01, 0.99],
   ["q8", 0.03, 0.93],
-  ["q4", 0.25, 0.7],
+  ["q4", 0.15, 0.75],
 ];
 
 /** The limits, printed beside the measured errors. */

@@ -15,6 +15,7 @@ import { dequantizeRows, quantizeRows } from "../../lib/convert/quantize.ts";
 import { defaultQuant, linearRole } from "../../lib/convert/layers.ts";
 import { fromFloat32, toFloat32 } from "../../lib/checkpoint/dtype.ts";
 import { EMBED } from "../../lib/convert/embed_graph.ts";
+import { chooseInputScaling, scaleColumns } from "../../lib/convert/input_scaling.ts";
 
 const TOL = 1e-4;
 
@@ -172,10 +173,32 @@ for (const version of [1, 2] as const) {
         (await base.decode(await base.mergedEmbeds([ids], px), 1, mask, pos, null)).logits;
       await base.release();
       const v = cfg.text.vocabSize;
+      // The weights the q8 / q4 graphs hold: each tensor rounded as its group is stored, gate and
+      // up through the MLP input scaling the converter picks (quantised scaled, scaled back).
       const deq = (bits: 4 | 8) => {
         const out = new Map(w);
         const opts = defaultQuant(bits);
-        for (const [name, shape] of tensorShapes(cfg)) {
+        const shapes = new Map(tensorShapes(cfg));
+        const colScales = new Map<string, Float32Array>();
+        for (let i = 0; i < cfg.text.numLayers; i++) {
+          const pre = `language_model.model.layers.${i}.`;
+          const norm = version === 2 ? "pre_feedforward_layernorm" : "post_attention_layernorm";
+          const mats = ["gate_proj", "up_proj"].map((k) => `${pre}mlp.${k}.weight`);
+          const [rows, cols] = shapes.get(mats[0])!;
+          const t = mats.map((n) => ({ shape: [rows, cols], data: w.get(n)! }));
+          const mlp = opts.mlp;
+          if (typeof mlp === "string") continue;
+          const { scales } = chooseInputScaling(
+            w.get(`${pre}${norm}.weight`)!,
+            t,
+            mlp,
+            opts.mlpInputScale ?? [],
+          );
+          if (scales) { for (const n of mats) colScales.set(n, scales); }
+        }
+        // q4 scales the MLP inputs (so this reference checks the folding into the norm).
+        assertEquals(colScales.size > 0, bits === 4);
+        for (const [name, shape] of shapes) {
           const role = linearRole(name);
           if (name !== EMBED && role === null) continue;
           const storage = name === EMBED ? opts.table : opts[role!];
@@ -185,8 +208,16 @@ for (const version of [1, 2] as const) {
             out.set(name, toFloat32(fromFloat32(x, "F16"), "F16"));
             continue;
           }
-          const q = quantizeRows(x, shape[0], shape[1], storage);
-          out.set(name, dequantizeRows(q, shape[0], shape[1], storage));
+          const s = colScales.get(name);
+          const scaled = s ? scaleColumns({ shape, data: x }, s).data : x;
+          const back = dequantizeRows(
+            quantizeRows(scaled, shape[0], shape[1], storage),
+            shape[0],
+            shape[1],
+            storage,
+          );
+          if (s) { for (let j = 0; j < back.length; j++) back[j] /= s[j % shape[1]]; }
+          out.set(name, back);
         }
         return out;
       };
