@@ -96,7 +96,7 @@ const VARIANTS: Variant[] = [
   {
     name: "q4 all 4-bit zp block 32, table 8-bit (before)",
     precision: "q4",
-    quant: uniform(scheme(4)),
+    quant: { ...uniform(scheme(4)), mlpInputScale: [] },
   },
   {
     name: "q4 vision 4-bit zp block 32, rest shipped",

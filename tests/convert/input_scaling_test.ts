@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   chooseInputScaling,
   mlpInputScales,
+  sampleRows,
   scaleColumns,
   weightedQuantError,
 } from "../../lib/convert/input_scaling.ts";
@@ -76,4 +77,23 @@ Deno.test("input scaling: the choice minimises the weighted error and is off for
   const flat = chooseInputScaling(new Float32Array(cols).fill(0.3), mats, Q4, alphas);
   assert.equal(flat.alpha, 0);
   assert.equal(flat.scales, null);
+});
+
+Deno.test("input scaling: tall matrices are judged on evenly sampled rows", () => {
+  const cols = 64;
+  const tall = randomMatrix(9000, cols, 7); // sampled every 3rd row
+  const norm = randomNorm(cols, 8, 0.6);
+  const alphas = [0.25, 0.5, 1];
+  const every3 = {
+    shape: [3000, cols],
+    data: new Float32Array(3000 * cols).map((_, i) =>
+      tall.data[(Math.floor(i / cols) * 3) * cols + (i % cols)]
+    ),
+  };
+  assert.deepEqual(sampleRows(tall), every3);
+  assert.equal(sampleRows(every3), every3); // 3000 rows: all of them
+  assert.deepEqual(
+    chooseInputScaling(norm, [tall], Q4, alphas),
+    chooseInputScaling(norm, [every3], Q4, alphas),
+  );
 });
