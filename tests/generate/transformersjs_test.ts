@@ -81,3 +81,57 @@ for (const model of ["pg1-tiny", "pg2-tiny"]) {
       }),
   });
 }
+
+Deno.test({
+  name: "transformers.js on converted pg1-tiny q4: same greedy tokens as our runtime",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  // The q4 folder holds MatMulNBits layers, fp16 vision weights behind a Cast and the MLP input
+  // scaling folded into the norms: transformers.js must run all of it as our runtime does.
+  fn: () =>
+    withTempDir(async (dir) => {
+      await convertFixture("pg1-tiny", "hf", dir, "q4");
+      const cases = await fixtureCases("pg1-tiny");
+      const md = await openModelDir(dir);
+      const be = await OnnxBackend.load(md, { dtype: "q4" });
+      const tok = await loadTokenizer(md.tokenizer);
+      const ours: number[][] = [];
+      const jobs = cases.map((c) => ({ image: c.image, prompt: c.prompt }));
+      for await (const r of runJobs(be, tok, jobs, { maxTokens: STEPS, eosIds: md.eosIds })) {
+        ours.push(r.tokens);
+      }
+      await be.release();
+
+      env.allowRemoteModels = false;
+      env.allowLocalModels = true;
+      env.localModelPath = dirname(dir);
+      const id = basename(dir);
+      const processor = await AutoProcessor.from_pretrained(id, { local_files_only: true });
+      const tjs = await PaliGemmaForConditionalGeneration.from_pretrained(id, {
+        dtype: "q4",
+        device: "cpu",
+        local_files_only: true,
+      });
+      try {
+        let differs = 0;
+        for (const [i, c] of cases.entries()) {
+          const inputs = await processor(await RawImage.read(c.image), `<image>${c.prompt}`);
+          const n = inputs.input_ids.dims[1];
+          const s = Math.sqrt(c.pixels.length / 3);
+          const out = await tjs.generate({
+            ...inputs,
+            pixel_values: new Tensor("float32", c.pixels, [1, 3, s, s]),
+            max_new_tokens: STEPS,
+            do_sample: false,
+          }) as Tensor;
+          const got = Array.from(out.data as BigInt64Array, Number).slice(n);
+          assert.deepEqual(got, ours[i], `case ${i}: transformers.js vs our runtime (q4)`);
+          if (got.some((t, j) => t !== c.greedy[j])) differs++;
+        }
+        // q4 is not fp32: the tokens must not all be the fp32 ones by accident of loading fp32.
+        assert(differs > 0, "q4 tokens equal the fp32 fixture in every case");
+      } finally {
+        await tjs.dispose();
+      }
+    }),
+});
