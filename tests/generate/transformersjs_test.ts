@@ -22,9 +22,63 @@ import { openModelDir } from "../../lib/backend/model_dir.ts";
 import { OnnxBackend } from "../../lib/backend/onnx.ts";
 import { runJobs } from "../../lib/generate/pipeline.ts";
 import { loadTokenizer } from "../../lib/tokenizer/load.ts";
-import { convertFixture, fixtureCases, withTempDir } from "./fixture_models.ts";
+import type { Dtype } from "../../lib/backend/model_dir.ts";
+import { convertFixture, type FixtureCase, fixtureCases, withTempDir } from "./fixture_models.ts";
 
 const STEPS = 24;
+
+/** Greedy tokens of our runtime, through the whole image + prompt pipeline. */
+async function ourTokens(dir: string, dtype: Dtype, cases: FixtureCase[]): Promise<number[][]> {
+  const md = await openModelDir(dir);
+  const be = await OnnxBackend.load(md, { dtype });
+  const tok = await loadTokenizer(md.tokenizer);
+  const out: number[][] = [];
+  const jobs = cases.map((c) => ({ image: c.image, prompt: c.prompt }));
+  for await (const r of runJobs(be, tok, jobs, { maxTokens: STEPS, eosIds: md.eosIds })) {
+    out.push(r.tokens);
+  }
+  await be.release();
+  return out;
+}
+
+/**
+ * Input ids of transformers.js' processor and its greedy tokens (with our pixel values), per case,
+ * loading `dir` as `dtype` from local files only.
+ */
+async function transformersJsTokens(
+  dir: string,
+  dtype: Dtype,
+  cases: FixtureCase[],
+): Promise<{ ids: number[]; tokens: number[] }[]> {
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.localModelPath = dirname(dir);
+  const id = basename(dir);
+  const processor = await AutoProcessor.from_pretrained(id, { local_files_only: true });
+  const tjs = await PaliGemmaForConditionalGeneration.from_pretrained(id, {
+    dtype,
+    device: "cpu",
+    local_files_only: true,
+  });
+  try {
+    const out = [];
+    for (const c of cases) {
+      const inputs = await processor(await RawImage.read(c.image), `<image>${c.prompt}`);
+      const ids = Array.from(inputs.input_ids.data as BigInt64Array, Number);
+      const s = Math.sqrt(c.pixels.length / 3);
+      const gen = await tjs.generate({
+        ...inputs,
+        pixel_values: new Tensor("float32", c.pixels, [1, 3, s, s]),
+        max_new_tokens: STEPS,
+        do_sample: false,
+      }) as Tensor;
+      out.push({ ids, tokens: Array.from(gen.data as BigInt64Array, Number).slice(ids.length) });
+    }
+    return out;
+  } finally {
+    await tjs.dispose();
+  }
+}
 
 for (const model of ["pg1-tiny", "pg2-tiny"]) {
   Deno.test({
@@ -36,47 +90,16 @@ for (const model of ["pg1-tiny", "pg2-tiny"]) {
       withTempDir(async (dir) => {
         await convertFixture(model, "hf", dir);
         const cases = await fixtureCases(model);
-
-        // Our runtime, through the whole image + prompt pipeline.
-        const md = await openModelDir(dir);
-        const be = await OnnxBackend.load(md);
-        const tok = await loadTokenizer(md.tokenizer);
-        const ours: number[][] = [];
-        const jobs = cases.map((c) => ({ image: c.image, prompt: c.prompt }));
-        for await (const r of runJobs(be, tok, jobs, { maxTokens: STEPS, eosIds: md.eosIds })) {
-          ours.push(r.tokens);
-        }
-        await be.release();
-
-        env.allowRemoteModels = false;
-        env.allowLocalModels = true;
-        env.localModelPath = dirname(dir);
-        const id = basename(dir);
-        const processor = await AutoProcessor.from_pretrained(id, { local_files_only: true });
-        const tjs = await PaliGemmaForConditionalGeneration.from_pretrained(id, {
-          dtype: "fp32",
-          device: "cpu",
-          local_files_only: true,
-        });
-        try {
-          for (const [i, c] of cases.entries()) {
-            const image = await RawImage.read(c.image);
-            const inputs = await processor(image, `<image>${c.prompt}`);
-            const ids = Array.from(inputs.input_ids.data as BigInt64Array, Number);
-            assert.deepEqual(ids, Array.from(c.ids), `case ${i}: transformers.js input ids`);
-            const s = Math.sqrt(c.pixels.length / 3);
-            const out = await tjs.generate({
-              ...inputs,
-              pixel_values: new Tensor("float32", c.pixels, [1, 3, s, s]),
-              max_new_tokens: STEPS,
-              do_sample: false,
-            }) as Tensor;
-            const got = Array.from(out.data as BigInt64Array, Number).slice(ids.length);
-            assert.deepEqual(got, ours[i], `case ${i}: transformers.js vs our runtime`);
-            assert.deepEqual(got, c.greedy, `case ${i}: transformers.js vs HF`);
-          }
-        } finally {
-          await tjs.dispose();
+        const ours = await ourTokens(dir, "fp32", cases);
+        const theirs = await transformersJsTokens(dir, "fp32", cases);
+        for (const [i, c] of cases.entries()) {
+          assert.deepEqual(
+            theirs[i].ids,
+            Array.from(c.ids),
+            `case ${i}: transformers.js input ids`,
+          );
+          assert.deepEqual(theirs[i].tokens, ours[i], `case ${i}: transformers.js vs our runtime`);
+          assert.deepEqual(theirs[i].tokens, c.greedy, `case ${i}: transformers.js vs HF`);
         }
       }),
   });
@@ -92,46 +115,19 @@ Deno.test({
     withTempDir(async (dir) => {
       await convertFixture("pg1-tiny", "hf", dir, "q4");
       const cases = await fixtureCases("pg1-tiny");
-      const md = await openModelDir(dir);
-      const be = await OnnxBackend.load(md, { dtype: "q4" });
-      const tok = await loadTokenizer(md.tokenizer);
-      const ours: number[][] = [];
-      const jobs = cases.map((c) => ({ image: c.image, prompt: c.prompt }));
-      for await (const r of runJobs(be, tok, jobs, { maxTokens: STEPS, eosIds: md.eosIds })) {
-        ours.push(r.tokens);
+      const ours = await ourTokens(dir, "q4", cases);
+      const theirs = await transformersJsTokens(dir, "q4", cases);
+      for (const [i] of cases.entries()) {
+        assert.deepEqual(
+          theirs[i].tokens,
+          ours[i],
+          `case ${i}: transformers.js vs our runtime (q4)`,
+        );
       }
-      await be.release();
-
-      env.allowRemoteModels = false;
-      env.allowLocalModels = true;
-      env.localModelPath = dirname(dir);
-      const id = basename(dir);
-      const processor = await AutoProcessor.from_pretrained(id, { local_files_only: true });
-      const tjs = await PaliGemmaForConditionalGeneration.from_pretrained(id, {
-        dtype: "q4",
-        device: "cpu",
-        local_files_only: true,
-      });
-      try {
-        let differs = 0;
-        for (const [i, c] of cases.entries()) {
-          const inputs = await processor(await RawImage.read(c.image), `<image>${c.prompt}`);
-          const n = inputs.input_ids.dims[1];
-          const s = Math.sqrt(c.pixels.length / 3);
-          const out = await tjs.generate({
-            ...inputs,
-            pixel_values: new Tensor("float32", c.pixels, [1, 3, s, s]),
-            max_new_tokens: STEPS,
-            do_sample: false,
-          }) as Tensor;
-          const got = Array.from(out.data as BigInt64Array, Number).slice(n);
-          assert.deepEqual(got, ours[i], `case ${i}: transformers.js vs our runtime (q4)`);
-          if (got.some((t, j) => t !== c.greedy[j])) differs++;
-        }
-        // q4 is not fp32: the tokens must not all be the fp32 ones by accident of loading fp32.
-        assert(differs > 0, "q4 tokens equal the fp32 fixture in every case");
-      } finally {
-        await tjs.dispose();
-      }
+      // q4 is not fp32: the tokens must not all be the fp32 ones by accident of loading fp32.
+      assert(
+        cases.some((c, i) => ours[i].some((t, j) => t !== c.greedy[j])),
+        "q4 tokens equal the fp32 fixture in every case",
+      );
     }),
 });
