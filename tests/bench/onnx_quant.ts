@@ -143,6 +143,16 @@ const VARIANTS: Variant[] = [
     precision: "q4",
     quant: q4Mlp({ mlp: scheme(4, 16), overrides: [[/down_proj/, scheme(8)]] }),
   },
+  {
+    name: "q4 table 4-bit zp block 32, rest shipped",
+    precision: "q4",
+    quant: { table: scheme(4) },
+  },
+  {
+    name: "q4 table 4-bit symmetric block 32, rest shipped",
+    precision: "q4",
+    quant: { table: scheme(4, 32, false) },
+  },
   ...[[], [0.25], [0.5], [0.75], [1]].flatMap((a): Variant[] => {
     const label = a.length === 0 ? "off" : `α in {0, ${a[0]}}`;
     return [
