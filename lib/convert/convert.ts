@@ -16,6 +16,7 @@ import {
 import { buildDecoderGraph } from "./decoder_graph.ts";
 import { buildEmbedGraph, EMBED } from "./embed_graph.ts";
 import {
+  describeFormat,
   type LayerStorage,
   layerStorage,
   linearRole,
@@ -100,6 +101,7 @@ export async function convertModel(
   const log = opts.log ?? (() => {});
   const limit = opts.externalDataBytes ?? EXTERNAL_DATA_BYTES;
   const suffix = PRECISION_SUFFIX[p];
+  log(describeFormat(fmt));
   await Deno.mkdir(join(outDir, "onnx"), { recursive: true });
   const files: string[] = [];
   const externalData: string[] = [];

@@ -110,6 +110,22 @@ export function weightFormat(p: Precision, quant?: Partial<QuantOptions>): Weigh
   return { precision: p, quant: { ...defaultQuant(bits), ...quant } };
 }
 
+/** One line saying how `fmt` stores each group of weights (for progress output). */
+export function describeFormat(fmt: WeightFormat): string {
+  const q = fmt.quant;
+  if (!q) return `${fmt.precision}: every weight ${fmt.precision === "fp16" ? "fp16" : "fp32"}`;
+  const show = (s: LayerStorage) =>
+    typeof s === "string"
+      ? s
+      : `${s.bits}-bit blocks of ${s.blockSize}${s.asymmetric ? " with zero points" : ""}`;
+  const scaling = (q.mlpInputScale ?? []).length > 0 ? " (input scaling)" : "";
+  const op = q.matmul === "dq8" ? ", 8-bit layers as DynamicQuantizeMatMul" : "";
+  return `${fmt.precision}: vision ${show(q.vision)}, attention ${show(q.attention)}, MLP ${
+    show(q.mlp)
+  }${scaling}, table ${show(q.table)}, accuracy_level ${q.accuracyLevel}${op}` +
+    (q.overrides?.length ? `, ${q.overrides.length} override(s)` : "");
+}
+
 /** The group a checkpoint tensor belongs to (null: not a linear layer of q8 / q4). */
 export function linearRole(name: string): LinearRole | null {
   if (name.includes(".embeddings.")) return null;

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { convertCommand } from "../../cli/convert.ts";
 import { InputError, UsageError } from "../../lib/errors.ts";
+import { describeFormat, weightFormat } from "../../lib/convert/layers.ts";
 
 const PG1 = new URL("../fixtures/models/pg1-tiny/", import.meta.url).pathname;
 
@@ -102,4 +103,18 @@ Deno.test("convert CLI: --config supplies PG2 values a big_vision npz cannot car
   } finally {
     await Deno.remove(parent, { recursive: true });
   }
+});
+
+Deno.test("convert: progress names each group's storage", () => {
+  assert.equal(describeFormat(weightFormat("fp16")), "fp16: every weight fp16");
+  assert.equal(
+    describeFormat(weightFormat("q4")),
+    "q4: vision fp16, attention 8-bit blocks of 16, MLP 4-bit blocks of 32 with zero points " +
+      "(input scaling), table 8-bit blocks of 32, accuracy_level 4",
+  );
+  assert.equal(
+    describeFormat(weightFormat("q8", { matmul: "dq8" })),
+    "q8: vision fp16, attention 8-bit blocks of 16, MLP 8-bit blocks of 32, table 8-bit blocks " +
+      "of 32, accuracy_level 4, 8-bit layers as DynamicQuantizeMatMul",
+  );
 });
