@@ -62,7 +62,8 @@ export interface ConvertResult {
 function storageBytes(s: LayerStorage): number {
   if (s === "fp32") return 4;
   if (s === "fp16") return 2;
-  return s.bits / 8 + 4 / s.blockSize + (s.asymmetric ? 1 / s.blockSize : 0);
+  // Codes, one float32 scale per block and (asymmetric) one packed zero point per block.
+  return s.bits / 8 + 4 / s.blockSize + (s.asymmetric ? s.bits / 8 / s.blockSize : 0);
 }
 
 /** Bytes per weight of checkpoint tensor `name` once written in `fmt`. */

@@ -31,7 +31,7 @@ import {
   softcap,
   type WeightFormat,
 } from "./layers.ts";
-import { chooseInputScaling, scaleColumns } from "./input_scaling.ts";
+import { chooseInputScaling, scaleColumns, type ScaledMatrix } from "./input_scaling.ts";
 import { type ConvertSource, type F32Tensor, readF32, readRowChunks } from "./source.ts";
 import { isTied, type TextConfig } from "../model/config.ts";
 
@@ -87,12 +87,15 @@ export async function buildDecoderGraph(
   const gemma2 = t.variant === "gemma2";
   const read = (name: string, shape: number[]) => readF32(src, name, shape);
   /** Input scales of a layer's gate and up (input_scaling.ts), or null when off or unquantised. */
-  const mlpScaling = async (normName: string, pre: string, mats: F32Tensor[]) => {
+  const mlpScaling = async (normName: string, pre: string, gate: F32Tensor, up: F32Tensor) => {
     const alphas = precision.quant?.mlpInputScale ?? [];
-    const storage = layerStorage(precision, "mlp", `${pre}mlp.gate_proj.weight`);
-    if (alphas.length === 0 || typeof storage === "string") return null;
-    const normW = (await read(normName, [d])).data;
-    return chooseInputScaling(normW, mats, storage, alphas).scales;
+    const mats: ScaledMatrix[] = [];
+    for (const [k, w] of [["gate_proj", gate], ["up_proj", up]] as const) {
+      const storage = layerStorage(precision, "mlp", `${pre}mlp.${k}.weight`);
+      if (typeof storage !== "string") mats.push({ w, scheme: storage });
+    }
+    if (alphas.length === 0 || mats.length === 0) return null;
+    return chooseInputScaling((await read(normName, [d])).data, mats, alphas).scales;
   };
 
   const embeds = g.input("inputs_embeds", DataType.FLOAT, ["batch_size", "sequence_length", d]);
@@ -182,7 +185,7 @@ export async function buildDecoderGraph(
     const mlpNorm = gemma2 ? "pre_feedforward_layernorm" : "post_attention_layernorm";
     let gateW = await weight("mlp.gate_proj", t.intermediateSize, d);
     let upW = await weight("mlp.up_proj", t.intermediateSize, d);
-    const scaling = await mlpScaling(`${pre}${mlpNorm}.weight`, pre, [gateW, upW]);
+    const scaling = await mlpScaling(`${pre}${mlpNorm}.weight`, pre, gateW, upW);
     if (scaling) [gateW, upW] = [scaleColumns(gateW, scaling), scaleColumns(upW, scaling)];
     const y = await norm(h, mlpNorm, scaling ?? undefined);
     const gate = geluTanh(g, await linW(y, "mlp.gate_proj", gateW));

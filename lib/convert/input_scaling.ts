@@ -8,7 +8,7 @@
  * s_j = |1 + w_j|^α (geometric mean 1), α is chosen per layer among candidates to minimise the
  * expected output error of gate and up, Σ_j (1 + w_j)² Σ_i (W_ij - Q_ij)², where Q is W quantised
  * after scaling and scaled back; α = 0 (no scaling) is always a candidate. Matrices with more
- * than 4096 rows are judged on every k-th row (full size: a quarter of gate and up).
+ * than 4096 rows are judged on every ⌈rows / 4096⌉-th row.
  * @module
  */
 
@@ -90,25 +90,33 @@ export interface InputScaling {
   readonly scales: Float32Array | null;
 }
 
+/** A matrix [out, in] reading the norm's output, with the scheme it is quantised with. */
+export interface ScaledMatrix {
+  /** The weight, HF layout [out, in]. */
+  readonly w: F32Tensor;
+  /** Its block quantisation. */
+  readonly scheme: QuantScheme;
+}
+
 /**
- * Picks α among `alphas` for the matrices `mats` (gate and up, [out, in]) reading the output of
- * the RMSNorm with weight `normW`, quantised with `scheme`.
+ * Picks α among `alphas` for the quantised matrices `mats` (gate and up, or those of them that are
+ * quantised) reading the output of the RMSNorm with weight `normW`.
  */
 export function chooseInputScaling(
   normW: Float32Array,
-  mats: readonly F32Tensor[],
-  scheme: QuantScheme,
+  mats: readonly ScaledMatrix[],
   alphas: readonly number[],
 ): InputScaling {
-  const sampled = mats.map(sampleRows);
+  const sampled = mats.map((m) => ({ w: sampleRows(m.w), scheme: m.scheme }));
   const a2 = new Float32Array(normW.length);
   for (let j = 0; j < a2.length; j++) a2[j] = (1 + normW[j]) ** 2;
   let best: InputScaling = { alpha: 0, scales: null };
+  if (mats.length === 0) return best;
   let bestErr = Infinity;
   for (const alpha of new Set([0, ...alphas])) {
     const s = mlpInputScales(normW, alpha);
     let err = 0;
-    for (const m of sampled) err += weightedQuantError(m, s, a2, scheme);
+    for (const m of sampled) err += weightedQuantError(m.w, s, a2, m.scheme);
     // Scaling must win by more than rounding noise (constant scales are all 1 up to an ulp).
     if (err < bestErr * (1 - 1e-6)) {
       bestErr = err;

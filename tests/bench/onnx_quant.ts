@@ -53,7 +53,7 @@ function alone(bits: 4 | 8): Variant[] {
   return kinds.map((k) => ({
     name: `only ${k} at ${bits} bits (block 32), other layers fp32`,
     precision: bits === 8 ? "q8" : "q4",
-    quant: { ...uniform("fp32"), overrides: [[new RegExp(k), scheme(bits)]] },
+    quant: { ...uniform("fp32"), overrides: [[new RegExp(k), scheme(bits)]], mlpInputScale: [] },
   }));
 }
 

@@ -67,14 +67,17 @@ Deno.test("input scaling: the choice minimises the weighted error and is off for
   const a2 = new Float32Array(cols).map((_, j) => (1 + norm[j]) ** 2);
   const errOf = (alpha: number) =>
     mats.reduce((e, m) => e + weightedQuantError(m, mlpInputScales(norm, alpha), a2, Q4), 0);
-  const chosen = chooseInputScaling(norm, mats, Q4, alphas);
+  const q4 = (w: { shape: number[]; data: Float32Array }) => ({ w, scheme: Q4 });
+  const chosen = chooseInputScaling(norm, mats.map(q4), alphas);
   const best = Math.min(...[0, ...alphas].map(errOf));
   assert.equal(errOf(chosen.alpha), best);
   // With norm channels this uneven, scaling beats none (the point of it).
   assert(chosen.alpha > 0 && chosen.scales !== null, `chose α = ${chosen.alpha}`);
   assert(errOf(chosen.alpha) < 0.9 * errOf(0), `${errOf(chosen.alpha)} vs ${errOf(0)}`);
   // A constant norm weight gives constant scales (1 after normalisation): nothing to gain.
-  const flat = chooseInputScaling(new Float32Array(cols).fill(0.3), mats, Q4, alphas);
+  const flat = chooseInputScaling(new Float32Array(cols).fill(0.3), mats.map(q4), alphas);
+  // Nothing quantised: nothing to scale.
+  assert.deepEqual(chooseInputScaling(norm, [], alphas), { alpha: 0, scales: null });
   assert.equal(flat.alpha, 0);
   assert.equal(flat.scales, null);
 });
@@ -93,7 +96,7 @@ Deno.test("input scaling: tall matrices are judged on evenly sampled rows", () =
   assert.deepEqual(sampleRows(tall), every3);
   assert.equal(sampleRows(every3), every3); // 3000 rows: all of them
   assert.deepEqual(
-    chooseInputScaling(norm, [tall], Q4, alphas),
-    chooseInputScaling(norm, [every3], Q4, alphas),
+    chooseInputScaling(norm, [{ w: tall, scheme: Q4 }], alphas),
+    chooseInputScaling(norm, [{ w: every3, scheme: Q4 }], alphas),
   );
 });

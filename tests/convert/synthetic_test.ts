@@ -147,13 +147,14 @@ for (const version of [1, 2] as const) {
 /**
  * [precision, max rel logit error vs fp32, max rel error vs the float64 reference run on the
  * dequantised weights]. The second bound checks the quantised layout exactly, up to the int8
- * activations of accuracy_level 4; the first is loose for q4 because tiny random models lose
+ * activations of accuracy_level 4 (measured 0.8-1.1 %; q4's 1.5 % fails when the MLP input
+ * scaling is not divided out of the norm: 2.5-3.5 %); the first is loose for q4 because tiny random models lose
  * far more to 4-bit weights than real ones (see the report printed by the test).
  */
 const LIMITS: [Precision, number, number][] = [
   ["fp16", 0.01, 0.01],
   ["q8", 0.03, 0.03],
-  ["q4", 0.4, 0.03],
+  ["q4", 0.4, 0.015],
 ];
 
 for (const version of [1, 2] as const) {
@@ -185,13 +186,12 @@ for (const version of [1, 2] as const) {
           const norm = version === 2 ? "pre_feedforward_layernorm" : "post_attention_layernorm";
           const mats = ["gate_proj", "up_proj"].map((k) => `${pre}mlp.${k}.weight`);
           const [rows, cols] = shapes.get(mats[0])!;
-          const t = mats.map((n) => ({ shape: [rows, cols], data: w.get(n)! }));
           const mlp = opts.mlp;
           if (typeof mlp === "string") continue;
+          const t = mats.map((n) => ({ w: { shape: [rows, cols], data: w.get(n)! }, scheme: mlp }));
           const { scales } = chooseInputScaling(
             w.get(`${pre}${norm}.weight`)!,
             t,
-            mlp,
             opts.mlpInputScale ?? [],
           );
           if (scales) { for (const n of mats) colScales.set(n, scales); }
