@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { convertCommand } from "../../cli/convert.ts";
 import { InputError, UsageError } from "../../lib/errors.ts";
-import { describeFormat, weightFormat } from "../../lib/convert/layers.ts";
+import { describeFormat, linearRole, weightFormat } from "../../lib/convert/layers.ts";
 
 const PG1 = new URL("../fixtures/models/pg1-tiny/", import.meta.url).pathname;
 
@@ -117,4 +117,24 @@ Deno.test("convert: progress names each group's storage", () => {
     "q8: vision fp16, attention 8-bit blocks of 16, MLP 8-bit blocks of 32, table 8-bit blocks " +
       "of 32, accuracy_level 4, 8-bit layers as DynamicQuantizeMatMul",
   );
+});
+
+Deno.test("convert: each checkpoint tensor's group (linearRole)", () => {
+  const roles: [string, string | null][] = [
+    ["vision_tower.vision_model.encoder.layers.3.self_attn.q_proj.weight", "vision"],
+    ["vision_tower.vision_model.encoder.layers.3.self_attn.out_proj.weight", "vision"],
+    ["vision_tower.vision_model.encoder.layers.3.mlp.fc2.weight", "vision"],
+    ["vision_tower.vision_model.encoder.layers.3.mlp.fc2.bias", null],
+    ["vision_tower.vision_model.encoder.layers.3.layer_norm1.weight", null],
+    ["vision_tower.vision_model.post_layernorm.weight", null],
+    ["vision_tower.vision_model.embeddings.patch_embedding.weight", null],
+    ["vision_tower.vision_model.embeddings.position_embedding.weight", null],
+    ["multi_modal_projector.linear.weight", "vision"],
+    ["language_model.model.layers.7.self_attn.o_proj.weight", "attention"],
+    ["language_model.model.layers.7.mlp.down_proj.weight", "mlp"],
+    ["language_model.model.layers.7.pre_feedforward_layernorm.weight", null],
+    ["language_model.model.embed_tokens.weight", null],
+    ["language_model.lm_head.weight", null],
+  ];
+  for (const [name, role] of roles) assert.equal(linearRole(name), role, name);
 });
