@@ -1,14 +1,8 @@
 import { answerPrefix } from "../lib/prompt/tasks.ts";
 import { UsageError } from "../lib/errors.ts";
 import { type Command, parseFlags, stringFlag } from "./command.ts";
-import {
-  checkImages,
-  loadModel,
-  MODEL_FLAG_SPEC,
-  MODEL_FLAGS_HELP,
-  parseModelArgs,
-} from "./model_args.ts";
-import { runAndPrint } from "./model_output.ts";
+import { MODEL_FLAG_SPEC, MODEL_FLAGS_HELP, parseModelArgs } from "./model_args.ts";
+import { loadAndRunText } from "./model_output.ts";
 
 const HELP = `Usage: pg answer <image> <question> --model DIR [options]
 
@@ -40,9 +34,6 @@ export const answerCommand: Command = {
     const [image, ...words] = positionals;
     const opts = parseModelArgs("answer", values);
     const prompt = answerPrefix(words.join(" "), stringFlag(values, "lang") ?? "en");
-    checkImages([image], opts.maxPixels);
-    const model = await loadModel(opts);
-    console.error(`answer: ${model.dir.path} loaded (${model.backend.name})`);
-    return await runAndPrint("answer", [{ image, prompt }], opts, model, started);
+    return await loadAndRunText("answer", [{ image, prompt }], opts, started);
   },
 };

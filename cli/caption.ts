@@ -1,14 +1,8 @@
 import { captionPrefix } from "../lib/prompt/tasks.ts";
 import { UsageError } from "../lib/errors.ts";
 import { type Command, parseFlags, stringFlag } from "./command.ts";
-import {
-  checkImages,
-  loadModel,
-  MODEL_FLAG_SPEC,
-  MODEL_FLAGS_HELP,
-  parseModelArgs,
-} from "./model_args.ts";
-import { runAndPrint } from "./model_output.ts";
+import { MODEL_FLAG_SPEC, MODEL_FLAGS_HELP, parseModelArgs } from "./model_args.ts";
+import { loadAndRunText } from "./model_output.ts";
 
 const HELP = `Usage: pg caption <image...> --model DIR [options]
 
@@ -39,10 +33,7 @@ export const captionCommand: Command = {
     }
     const opts = parseModelArgs("caption", values);
     const prompt = captionPrefix(stringFlag(values, "lang") ?? "en");
-    checkImages(positionals, opts.maxPixels);
-    const model = await loadModel(opts);
-    console.error(`caption: ${model.dir.path} loaded (${model.backend.name})`);
     const jobs = positionals.map((image) => ({ image, prompt }));
-    return await runAndPrint("caption", jobs, opts, model, started);
+    return await loadAndRunText("caption", jobs, opts, started);
   },
 };

@@ -6,7 +6,7 @@
 
 import { type Job, type JobResult, runJobs } from "../lib/generate/pipeline.ts";
 import { TextStreamer } from "../lib/generate/stream.ts";
-import type { LoadedModel, ModelArgs } from "./model_args.ts";
+import { checkImages, type LoadedModel, loadModel, type ModelArgs } from "./model_args.ts";
 
 const encoder = new TextEncoder();
 
@@ -35,6 +35,22 @@ export function jsonLine(r: JobResult, loadMs: number, totalMs: number): string 
       total: ms(totalMs),
     },
   });
+}
+
+/**
+ * A text command (caption, answer): checks the jobs' images, loads the model, then runs and prints
+ * the jobs as `runAndPrint` does. Returns the exit code.
+ */
+export async function loadAndRunText(
+  command: string,
+  jobs: readonly Job[],
+  args: ModelArgs,
+  startedAt: number,
+): Promise<number> {
+  checkImages(jobs.map((j) => j.image), args.maxPixels);
+  const model = await loadModel(args);
+  console.error(`${command}: ${model.dir.path} loaded (${model.backend.name})`);
+  return await runAndPrint(command, jobs, args, model, startedAt);
 }
 
 /**
