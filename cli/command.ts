@@ -68,19 +68,3 @@ export function intFlag(
   }
   return n;
 }
-
-/** A command whose issue is not done yet: real help, and exit 2 when run. */
-export function notImplemented(name: string, summary: string, help: string): Command {
-  return {
-    name,
-    summary,
-    help,
-    run(args: string[]): Promise<number> {
-      if (args.includes("--help") || args.includes("-h")) {
-        console.log(help);
-        return Promise.resolve(0);
-      }
-      throw new UsageError(`${name}: not implemented yet`);
-    },
-  };
-}

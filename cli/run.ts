@@ -1,5 +1,6 @@
 import type { Command } from "./command.ts";
-import { ExitCode, PgError, UsageError } from "../lib/errors.ts";
+import { ExitCode, UsageError } from "../lib/errors.ts";
+import { errorLine } from "./wording.ts";
 
 /** Dispatches `args` to a command, prints user errors as one line on stderr and exits. */
 export async function runMain(
@@ -38,14 +39,11 @@ export async function dispatch(
 /** Prints an error as one line and returns its exit code; a stack only with PG_DEBUG=1. */
 export function report(err: unknown): number {
   const debug = Deno.env.get("PG_DEBUG") === "1";
-  if (err instanceof PgError) {
-    console.error(`paligemma: ${err.message}`);
-    if (debug && err.stack) console.error(err.stack);
-    return err.exitCode;
-  }
-  const msg = err instanceof Error ? err.message : String(err);
-  console.error(`paligemma: ${msg.split("\n")[0]}`);
+  const line = errorLine(err);
+  console.error(`paligemma: ${line.message}`);
   if (debug && err instanceof Error && err.stack) console.error(err.stack);
-  else console.error("paligemma: (unexpected error; set PG_DEBUG=1 for details)");
-  return ExitCode.badInput;
+  else if (!line.expected) {
+    console.error("paligemma: (unexpected error; set PG_DEBUG=1 for details)");
+  }
+  return line.exitCode;
 }
