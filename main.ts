@@ -6,19 +6,27 @@
 import type { Command } from "./cli/command.ts";
 import { commands } from "./cli/commands.ts";
 import { runMain } from "./cli/run.ts";
+import { versionLine } from "./cli/version.ts";
 
 /** Top-level usage text listing every subcommand. */
 export function usage(list: readonly Command[]): string {
   const width = Math.max(...list.map((c) => c.name.length));
   return [
-    "paligemma: PaliGemma and PaliGemma 2 on the command line",
+    `${versionLine()}: PaliGemma and PaliGemma 2 on the command line`,
     "",
-    "Usage: pg <command> [options]   (pg <command> --help for details)",
+    "Usage: pg <command> [options]   (pg help <command> or pg <command> --help for details)",
+    "       pg --version",
     "",
     "Commands:",
     ...list.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
-    "Exit codes: 0 ok, 1 a check failed (--expect-*), 2 usage error, 3 bad input or model.",
+    "Exit codes: 0 ok, 1 a check failed (--expect*, --reject*), 2 usage error, 3 bad input",
+    "or model (or an image failed), 141 stdout closed by its reader.",
+    "",
+    "Examples:",
+    "  pg caption photo.jpg --model ~/models/pg2-224",
+    "  pg detect shots/ -r --label dog --expect-label dog --junit report.xml",
+    "  pg convert ~/models/paligemma2-3b-mix-224 ~/models/pg2-224 --dtype q8",
   ].join("\n");
 }
 

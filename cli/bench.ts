@@ -9,19 +9,20 @@ import process from "node:process";
 import { join } from "node:path";
 import sharp from "sharp";
 import { pickDtype } from "../lib/backend/model_dir.ts";
-import { runJobs } from "../lib/generate/pipeline.ts";
+import { isFailure, runJobs } from "../lib/generate/pipeline.ts";
+import { UsageError } from "../lib/errors.ts";
 import { buildPrompt } from "../lib/prompt/build.ts";
 import { captionPrefix } from "../lib/prompt/tasks.ts";
 import { type Command, intFlag, parseFlags, stringFlag } from "./command.ts";
-import { checkImages, loadModel, MODEL_FLAG_SPEC, parseModelArgs } from "./model_args.ts";
-import { writeOut } from "./model_output.ts";
+import { loadModel, MODEL_ENV, MODEL_FLAG_SPEC, parseModelArgs } from "./model_args.ts";
+import { writeOut } from "./stdout.ts";
 
 /** Default of `--tokens`. */
 const DEFAULT_TOKENS = 64;
 /** Default of `--runs`. */
 const DEFAULT_RUNS = 3;
 
-const HELP = `Usage: pg bench --model DIR [options]
+const HELP = `Usage: pg bench [DIR] [--model DIR] [options]
 
 Loads a converted model once, then runs image → first token → --tokens tokens (greedy, no stop
 at <eos>) --runs times after --warmup untimed runs, and reports the median, min and max of each
@@ -30,7 +31,8 @@ stage: preprocess (image load and resize), vision (encoder), prefill, time to fi
 load time and the process's peak resident memory. Progress goes to stderr.
 
 Options:
-  --model DIR          converted ONNX model folder (or set PALIGEMMA_MODEL)
+  DIR, --model DIR     converted ONNX model folder (or set ${MODEL_ENV}; DIR and --model win
+                       over it; give one of the two)
   --dtype NAME         fp32, fp16, q8 or q4 (default: the most accurate one present)
   --threads N          ONNX Runtime intra-op threads (default: one per core)
   --image FILE         image to encode (default: a generated grey test image)
@@ -38,7 +40,11 @@ Options:
   --tokens N           tokens generated per run, at least 2 (default ${DEFAULT_TOKENS})
   --runs N             timed runs (default ${DEFAULT_RUNS})
   --warmup N           untimed runs first (default 1)
-  --json               one JSON object on stdout instead of the table`;
+  --json               one JSON object on stdout instead of the table
+
+Examples:
+  pg bench ~/models/pg2-224 --dtype q8
+  pg bench --model ~/models/pg2-224 --tokens 128 --runs 5 --json >> bench.ndjson`;
 
 /** Milliseconds of one timed run. */
 interface RunTimes {
@@ -120,7 +126,7 @@ export const benchCommand: Command = {
   summary: "measure load, prefill and decode speed",
   help: HELP,
   async run(args: string[]): Promise<number> {
-    const { values } = parseFlags("bench", args, {
+    const { values, positionals } = parseFlags("bench", args, {
       model: MODEL_FLAG_SPEC.model,
       dtype: MODEL_FLAG_SPEC.dtype,
       threads: MODEL_FLAG_SPEC.threads,
@@ -135,13 +141,20 @@ export const benchCommand: Command = {
       console.log(HELP);
       return 0;
     }
-    const opts = parseModelArgs("bench", values);
+    if (positionals.length > 1) {
+      throw new UsageError(
+        `bench: expected at most one model folder, got ${positionals.length} arguments`,
+      );
+    }
+    if (positionals.length === 1 && values.model !== undefined) {
+      throw new UsageError("bench: give the model folder either as DIR or as --model, not both");
+    }
+    const opts = parseModelArgs("bench", { ...values, model: positionals[0] ?? values.model });
     const tokens = intFlag(values, "tokens", DEFAULT_TOKENS, 2, 1 << 16);
     const runs = intFlag(values, "runs", DEFAULT_RUNS, 1, 10_000);
     const warmup = intFlag(values, "warmup", 1, 0, 10_000);
     const prompt = stringFlag(values, "prompt") ?? captionPrefix("en");
     const imageFlag = stringFlag(values, "image");
-    if (imageFlag !== undefined) checkImages([imageFlag], opts.maxPixels);
 
     let sampled = 0;
     const sample = () => sampled = Math.max(sampled, Deno.memoryUsage().rss);
@@ -162,6 +175,7 @@ export const benchCommand: Command = {
           const job = [{ image, prompt }];
           const opt = { maxTokens: tokens, eosIds: [], maxPixels: opts.maxPixels };
           for await (const r of runJobs(model.backend, model.tokenizer, job, opt)) {
+            if (isFailure(r)) throw r.error;
             const t = r.timings;
             const decodeTokensPerS = t.decode > 0 ? (r.tokens.length - 1) / (t.decode / 1000) : 0;
             const run: RunTimes = {

@@ -7,8 +7,7 @@
 import type { Backend } from "../lib/backend/backend.ts";
 import { type Dtype, DTYPES, type ModelDir, openModelDir } from "../lib/backend/model_dir.ts";
 import { OnnxBackend } from "../lib/backend/onnx.ts";
-import { describeFsError, InputError, UsageError } from "../lib/errors.ts";
-import { headerSize } from "../lib/image/header.ts";
+import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_MAX_PIXELS } from "../lib/image/load.ts";
 import type { SamplingOptions } from "../lib/generate/sampling.ts";
 import { loadTokenizer } from "../lib/tokenizer/load.ts";
@@ -17,6 +16,9 @@ import { type FlagSpec, type FlagValues, intFlag, stringFlag } from "./command.t
 
 /** Environment variable read when `--model` is not given. */
 export const MODEL_ENV = "PALIGEMMA_MODEL";
+
+/** `--threads` may be at most this many times the cores (more only slows ONNX Runtime down). */
+export const MAX_THREADS_PER_CORE = 4;
 
 /** Default of `--max-tokens`. */
 export const DEFAULT_MAX_TOKENS = 64;
@@ -43,8 +45,10 @@ export const MODEL_FLAGS_HELP =
   --dtype NAME         fp32, fp16, q8 or q4: which converted graphs to load
                        (default: the most accurate one present)
   --backend NAME       onnx (default; webgpu is not available yet)
-  --threads N          ONNX Runtime intra-op threads (default: one per core)
-  --max-tokens N       stop after N generated tokens (default ${DEFAULT_MAX_TOKENS})
+  --threads N          ONNX Runtime intra-op threads (default: one per core; at most
+                       ${MAX_THREADS_PER_CORE} per core)
+  --max-tokens N       stop after N generated tokens (default ${DEFAULT_MAX_TOKENS}); past the
+                       model's context generation stops there with stop "context"
   --batch-size N       images per batch, left-padded (default 1)
   --temperature T      sample with temperature T (default 0: greedy)
   --top-k K            sample among the K most likely tokens (implies --temperature 1)
@@ -54,8 +58,10 @@ export const MODEL_FLAGS_HELP =
   --max-pixels N       refuse images of more than N pixels (default ${DEFAULT_MAX_PIXELS}),
                        checked from the header before decoding
   --json               one JSON object per image per line on stdout (NDJSON): image, prompt,
-                       text, tokens, stop, timings_ms {load, preprocess, vision, prefill,
-                       decode, total}; logs go to stderr`;
+                       text (exact), tokens, stop (eos, max_tokens, context), timings_ms
+                       {load, preprocess, vision, prefill, decode, total}; logs go to stderr.
+                       Plain output is one line per image: newlines, tabs and backslashes in
+                       the text are written as \\n, \\t and \\\\`;
 
 /** The model flags, parsed and checked. */
 export interface ModelArgs {
@@ -112,9 +118,10 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
   if (dtype !== undefined && !(DTYPES as readonly string[]).includes(dtype)) {
     throw new UsageError(`--dtype expects ${DTYPES.join(", ")}, got '${dtype}'`);
   }
+  const cores = navigator.hardwareConcurrency || 1;
   const threads = stringFlag(values, "threads") === undefined
     ? undefined
-    : intFlag(values, "threads", 1, 1, 1024);
+    : intFlag(values, "threads", 1, 1, MAX_THREADS_PER_CORE * cores);
   const topK = intFlag(values, "top-k", 0, 0);
   const topP = numberFlag(values, "top-p", 1, 0, 1, true);
   const filtering = values["top-k"] !== undefined || values["top-p"] !== undefined;
@@ -130,44 +137,6 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
     json: values.json === true,
     maxPixels: intFlag(values, "max-pixels", DEFAULT_MAX_PIXELS, 1),
   };
-}
-
-/** Bytes read from the start of an image to find its stated size. */
-const HEADER_BYTES = 1 << 18;
-
-/** Refuses an image whose header (PNG, JPEG, GIF, WebP) states more than `maxPixels` pixels. */
-function checkHeaderPixels(path: string, maxPixels: number): void {
-  const head = new Uint8Array(HEADER_BYTES);
-  let n: number;
-  try {
-    using file = Deno.openSync(path);
-    n = file.readSync(head) ?? 0;
-  } catch (err) {
-    throw describeFsError(err, path);
-  }
-  const size = headerSize(head.subarray(0, n));
-  if (size === undefined || size.width * size.height <= maxPixels) return;
-  throw new InputError(
-    `${path}: image is ${size.width}x${size.height} (${size.width * size.height} pixels), ` +
-      `more than --max-pixels ${maxPixels}`,
-  );
-}
-
-/**
- * Refuses missing or unreadable image paths, and (given `maxPixels`) images whose header states
- * more pixels than that, before any model is loaded. Loading checks every format's size again.
- */
-export function checkImages(paths: readonly string[], maxPixels?: number): void {
-  for (const p of paths) {
-    let st: Deno.FileInfo;
-    try {
-      st = Deno.statSync(p);
-    } catch (err) {
-      throw describeFsError(err, p);
-    }
-    if (!st.isFile) throw new InputError(`${p}: is not an image file`);
-    if (maxPixels !== undefined) checkHeaderPixels(p, maxPixels);
-  }
 }
 
 /** A loaded model and its tokenizer. */
@@ -187,6 +156,10 @@ export async function loadModel(args: ModelArgs): Promise<LoadedModel> {
   const t = performance.now();
   const dir = await openModelDir(args.model);
   const tokenizer = await loadTokenizer(dir.tokenizer);
-  const backend = await OnnxBackend.load(dir, { dtype: args.dtype, threads: args.threads });
+  const backend = await OnnxBackend.load(dir, {
+    dtype: args.dtype,
+    threads: args.threads,
+    verbose: Deno.env.get("PG_DEBUG") === "1",
+  });
   return { dir, backend, tokenizer, loadMs: performance.now() - t };
 }

@@ -1,26 +1,36 @@
 /**
- * Running image jobs for a model command and printing their results: plain text (streamed token by
- * token when stdout is a terminal) or one JSON object per image per line.
+ * The text commands' output (caption, answer): one record per image, plain text (streamed token by
+ * token when stdout is a terminal) or one JSON object per line, and the `--expect`/`--reject`
+ * checks on it.
  * @module
  */
 
-import { type Job, type JobResult, runJobs } from "../lib/generate/pipeline.ts";
+import type { JobResult } from "../lib/generate/pipeline.ts";
 import { TextStreamer } from "../lib/generate/stream.ts";
-import { checkImages, type LoadedModel, loadModel, type ModelArgs } from "./model_args.ts";
+import { textChecks } from "./checks.ts";
+import type { FlagSpec, FlagValues } from "./command.ts";
+import { stringsFlag } from "./command.ts";
+import { type ImageRunSpec, type Presented, type RunFlags, runImages } from "./image_run.ts";
+import type { LoadedModel, ModelArgs } from "./model_args.ts";
+import { oneLine, writeOut } from "./stdout.ts";
 
-const encoder = new TextEncoder();
+/** node:util parseArgs options of the text checks. */
+export const TEXT_CHECK_FLAG_SPEC: FlagSpec = {
+  expect: { type: "string", multiple: true },
+  reject: { type: "string", multiple: true },
+};
 
-/** Writes all of `text` to stdout. */
-export function writeOut(text: string): void {
-  const bytes = encoder.encode(text);
-  for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
-}
+/** Help lines of the text checks. */
+export const TEXT_CHECK_FLAGS_HELP =
+  `Checks (exit 1 when one fails; each image and check is reported):
+  --expect REGEX       the text must match REGEX (case-insensitive); repeatable, all must
+  --reject REGEX       the text must not match REGEX (case-insensitive); repeatable`;
 
 const ms = (x: number) => Math.round(x * 100) / 100;
 
-/** The NDJSON line of one result. */
-export function jsonLine(r: JobResult, loadMs: number, totalMs: number): string {
-  return JSON.stringify({
+/** The NDJSON record of one result. */
+export function textRecord(r: JobResult, loadMs: number, totalMs: number): Presented["record"] {
+  return {
     image: r.job.image,
     prompt: r.job.prompt,
     text: r.text,
@@ -34,71 +44,47 @@ export function jsonLine(r: JobResult, loadMs: number, totalMs: number): string 
       decode: ms(r.timings.decode),
       total: ms(totalMs),
     },
-  });
+  };
 }
 
-/**
- * A text command (caption, answer): checks the jobs' images, loads the model, then runs and prints
- * the jobs as `runAndPrint` does. Returns the exit code.
- */
-export async function loadAndRunText(
+/** Runs a text command (caption, answer) over the images and returns the exit code. */
+export async function runText(
   command: string,
-  jobs: readonly Job[],
-  args: ModelArgs,
-  startedAt: number,
+  prompt: string,
+  values: FlagValues,
+  model: ModelArgs,
+  run: RunFlags,
 ): Promise<number> {
-  checkImages(jobs.map((j) => j.image), args.maxPixels);
-  const model = await loadModel(args);
-  console.error(`${command}: ${model.dir.path} loaded (${model.backend.name})`);
-  return await runAndPrint(command, jobs, args, model, startedAt);
-}
-
-/**
- * Runs `jobs` on `model` and prints the results; `startedAt` (performance.now()) is when the
- * command started, for `timings_ms.total`. Returns the exit code.
- */
-export async function runAndPrint(
-  command: string,
-  jobs: readonly Job[],
-  args: ModelArgs,
-  model: LoadedModel,
-  startedAt: number,
-): Promise<number> {
-  const label = jobs.length > 1;
-  const stream = !args.json && args.batchSize === 1 && Deno.stdout.isTerminal();
+  const started = performance.now();
+  const label = run.allImages.length > 1;
+  const stream = !model.json && model.batchSize === 1 && Deno.stdout.isTerminal();
   const streamers = new Map<number, TextStreamer>();
-  const batches = Math.ceil(jobs.length / args.batchSize);
-  let batchNo = 0;
-  try {
-    for await (
-      const r of runJobs(model.backend, model.tokenizer, jobs, {
-        batchSize: args.batchSize,
-        maxTokens: args.maxTokens,
-        eosIds: model.dir.eosIds,
-        sampling: args.sampling,
-        seed: args.seed,
-        maxPixels: args.maxPixels,
-        onBatchStart: (indices) => {
-          batchNo++;
-          if (batches > 1) console.error(`${command}: batch ${batchNo}/${batches}`);
-          if (!stream) return;
-          streamers.set(indices[0], new TextStreamer(model.tokenizer));
-          if (label) writeOut(`${jobs[indices[0]].image}: `);
-        },
-        onToken: stream ? (i, tok) => writeOut(streamers.get(i)!.push(tok)) : undefined,
-      })
-    ) {
-      if (args.json) {
-        writeOut(jsonLine(r, model.loadMs, performance.now() - startedAt) + "\n");
-      } else if (stream) {
-        writeOut(streamers.get(r.index)!.flush() + "\n");
+  const spec: ImageRunSpec = {
+    command,
+    prompt,
+    model,
+    run,
+    checks: textChecks(stringsFlag(values, "expect"), stringsFlag(values, "reject")),
+    prepare: (m: LoadedModel, jobs) =>
+      stream
+        ? {
+          onBatchStart: (indices) => {
+            streamers.set(indices[0], new TextStreamer(m.tokenizer));
+            if (label) writeOut(`${oneLine(jobs[indices[0]].image)}: `);
+          },
+          onToken: (i, tok) => writeOut(oneLine(streamers.get(i)?.push(tok) ?? "")),
+        }
+        : {},
+    present: (r: JobResult, _position: number, m: LoadedModel) => {
+      const record = textRecord(r, m.loadMs, performance.now() - started);
+      const streamer = streamers.get(r.index);
+      if (streamer !== undefined) {
+        writeOut(`${oneLine(streamer.flush())}\n`);
         streamers.delete(r.index);
-      } else {
-        writeOut(`${label ? `${r.job.image}: ` : ""}${r.text}\n`);
+        return Promise.resolve({ record, lines: [], streamed: true });
       }
-    }
-  } finally {
-    await model.backend.release();
-  }
-  return 0;
+      return Promise.resolve({ record, lines: [`${label ? `${r.job.image}: ` : ""}${r.text}`] });
+    },
+  };
+  return await runImages(spec);
 }

@@ -1,14 +1,28 @@
-import type { Command } from "./command.ts";
+import { type Command, didYouMean } from "./command.ts";
 import { ExitCode, UsageError } from "../lib/errors.ts";
+import { argsFromFile, rerunIfLong } from "./reexec.ts";
+import { EXIT_STDOUT_CLOSED, StdoutClosed, writeOut } from "./stdout.ts";
+import { versionLine } from "./version.ts";
 import { errorLine } from "./wording.ts";
 
-/** Dispatches `args` to a command, prints user errors as one line on stderr and exits. */
+/**
+ * Dispatches `args` to a command, prints user errors as one line on stderr and exits. A long
+ * command line is first moved into a file and run by a child (see cli/reexec.ts).
+ */
 export async function runMain(
   args: string[],
   list: readonly Command[],
   usage: string,
 ): Promise<never> {
-  Deno.exit(await dispatch(args, list, usage));
+  let code: number;
+  try {
+    const handed = argsFromFile();
+    code = handed === undefined ? (await rerunIfLong(args)) ?? -1 : -1;
+    if (code < 0) code = await dispatch(handed ?? args, list, usage);
+  } catch (err) {
+    code = report(err);
+  }
+  Deno.exit(code);
 }
 
 /** Runs the command named by `args[0]` and returns the exit code (errors are printed here). */
@@ -24,14 +38,24 @@ export async function dispatch(
       console.error(usage);
       return ExitCode.usage;
     }
+    if (name === "--version" || name === "-V" || name === "version") {
+      writeOut(`${versionLine()}\n`);
+      return ExitCode.ok;
+    }
+    if (name === "help" && rest.length > 0) return await dispatch([rest[0], "--help"], list, usage);
     if (name === "--help" || name === "-h" || name === "help") {
-      console.log(usage);
+      writeOut(`${usage}\n`);
       return ExitCode.ok;
     }
     const command = list.find((c) => c.name === name);
-    if (!command) throw new UsageError(`unknown command '${name}' (see 'pg --help')`);
+    if (!command) {
+      const guess = didYouMean(name, list.map((c) => c.name));
+      const hint = guess === undefined ? "" : `; did you mean '${guess}'?`;
+      throw new UsageError(`unknown command '${name}'${hint} (see 'pg --help')`);
+    }
     return await command.run(rest);
   } catch (err) {
+    if (err instanceof StdoutClosed) return EXIT_STDOUT_CLOSED;
     return report(err);
   }
 }

@@ -84,7 +84,6 @@ Deno.test("caption/answer CLI: NDJSON per image, greedy tokens, plain text, exit
 
     // Errors: one line on stderr, nothing on stdout, the documented exit code (run in parallel).
     const errors: [string[], number, RegExp][] = [
-      [["caption", join(dir, "missing.png"), "--model", model], 3, /missing\.png: no such file/],
       [["caption", images[0], "--model", join(FIX, "pg1-tiny", "hf")], 3, /HF checkpoint.*convert/],
       [
         ["caption", images[0], "--model", join(FIX, "pg1-tiny", "bv.npz")],
@@ -102,4 +101,9 @@ Deno.test("caption/answer CLI: NDJSON per image, greedy tokens, plain text, exit
     ];
     const runs = await Promise.all(errors.map(([args]) => pg(args)));
     runs.forEach((r, i) => failsWith(r, errors[i][1], errors[i][2]));
+    // A missing image is that image's failure: an error record, one stderr line naming it, exit 3.
+    const missing = await pg(["caption", join(dir, "missing.png"), "--model", model, "--json"]);
+    assert.equal(missing.code, 3, missing.stderr);
+    assert.deepEqual(JSON.parse(missing.stdout).error.kind, "bad_image");
+    assert.match(missing.stderr, /missing\.png: bad_image: no such file/);
   }));

@@ -88,6 +88,8 @@ export interface Backend {
   readonly config: PaliGemmaConfig;
   /** Width of one row of logits. */
   readonly vocabSize: number;
+  /** Most positions one sequence may hold: prompt plus generated tokens. */
+  readonly contextLength: number;
   /** Runs the vision encoder on `batchSize` CHW float32 images of the model's square size. */
   encodeImages(pixelValues: Float32Array, batchSize: number): Promise<ImageFeatures>;
   /** Runs the decoder over a whole prompt batch with an empty cache. */

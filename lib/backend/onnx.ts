@@ -6,6 +6,7 @@
  */
 
 import * as ort from "onnxruntime-node";
+import { ROPE_POSITIONS } from "../convert/decoder_graph.ts";
 import { InputError } from "../errors.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
 import type {
@@ -24,6 +25,8 @@ export interface OnnxBackendOptions {
   readonly dtype?: Dtype;
   /** Intra-op threads (default: ORT's choice, one per core). */
   readonly threads?: number;
+  /** Let ONNX Runtime print its own warnings (default: only fatal errors, which are thrown too). */
+  readonly verbose?: boolean;
 }
 
 /** The cache of this backend: `past_key_values.*` feeds by name. */
@@ -52,6 +55,8 @@ function float32(t: ort.Tensor, what: string): Float32Array {
 export class OnnxBackend implements Backend {
   /** Logits width. */
   readonly vocabSize: number;
+  /** Positions the converted decoder's RoPE tables cover (1-based, so one less than their rows). */
+  readonly contextLength = ROPE_POSITIONS - 1;
   private readonly layers: number;
 
   private constructor(
@@ -82,8 +87,10 @@ export class OnnxBackend implements Backend {
   /** Opens the three graphs of `dir` at the chosen precision. */
   static async load(dir: ModelDir, opts: OnnxBackendOptions = {}): Promise<OnnxBackend> {
     const dtype = pickDtype(dir, opts.dtype);
+    ort.env.logLevel = opts.verbose ? "warning" : "fatal";
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: ["cpu"],
+      logSeverityLevel: opts.verbose ? 2 : 4,
       graphOptimizationLevel: "all",
       executionMode: "sequential",
       interOpNumThreads: 1,

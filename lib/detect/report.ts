@@ -71,35 +71,37 @@ export function labelIndex(labels: readonly string[], label: string): number {
 }
 
 /**
- * One image's entries of a COCO results file: `image_id` as given (the 1-based input position),
- * `category_id` = 1-based position of the label in `labels`, `bbox` [x, y, w, h] in pixels,
- * `score` (0 when unknown) and, for masks, `segmentation` (RLE) and `area`. Objects whose label is
- * not in the list are left out and counted in `dropped`.
+ * One image's entries of a COCO results file, from its NDJSON record (`reportJson`): `image_id` as
+ * given (the 1-based input position), `category_id` = 1-based position of the label in `labels`,
+ * `bbox` [x, y, w, h] in pixels, `score` (0 when unknown) and, for masks, `segmentation` (RLE) and
+ * `area`. Objects whose label is not in the list are left out and counted in `dropped`.
  */
 export function cocoEntries(
-  r: ImageReport,
+  record: { readonly [key: string]: Json },
   imageId: number,
   labels: readonly string[],
 ): { entries: Json[]; dropped: number } {
   const entries: Json[] = [];
   let dropped = 0;
-  for (const o of r.objects) {
-    const cat = labelIndex(labels, o.label);
+  const objects = Array.isArray(record.objects) ? record.objects : [];
+  for (const item of objects) {
+    const o = item as { [key: string]: Json };
+    const cat = labelIndex(labels, String(o.label));
     if (cat < 0) {
       dropped++;
       continue;
     }
-    const { x1, y1, x2, y2 } = o.box;
+    const { x1, y1, x2, y2 } = o.box as { [key: string]: number };
     const entry: { [key: string]: Json } = {
       image_id: imageId,
       category_id: cat + 1,
       bbox: [x1, y1, x2 - x1, y2 - y1],
-      score: o.score ?? 0,
+      score: typeof o.score === "number" ? o.score : 0,
     };
-    if (o.mask) {
-      const rle = encodeRle(o.mask);
-      entry.segmentation = { size: rle.size, counts: rle.counts };
-      entry.area = maskArea(o.mask);
+    const mask = o.mask as { [key: string]: Json } | undefined;
+    if (mask) {
+      entry.segmentation = { size: mask.size, counts: mask.counts };
+      entry.area = mask.area;
     }
     entries.push(entry);
   }

@@ -6,9 +6,9 @@
 
 import type { Backend } from "../backend/backend.ts";
 import { InputError } from "../errors.ts";
-import { preprocessImage } from "../image/preprocess.ts";
+import { type PreprocessedImage, preprocessImage } from "../image/preprocess.ts";
 import { batchPrompts } from "../prompt/batch.ts";
-import { buildPrompt } from "../prompt/build.ts";
+import { buildPrompt, type PromptInput } from "../prompt/build.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { generate, type StopReason } from "./generate.ts";
 import { seededRng } from "./rng.ts";
@@ -34,6 +34,29 @@ export interface JobTimings {
   readonly decode: number;
 }
 
+/** What went wrong with one job: its image, its prompt, or turning its tokens into text. */
+export type JobErrorKind = "bad_image" | "prompt_too_long" | "decode_failed";
+
+/** A job that failed on its own; the other jobs of its batch still run. */
+export interface JobFailure {
+  /** Position of the job in the list given. */
+  readonly index: number;
+  /** The job. */
+  readonly job: Job;
+  /** Which step failed. */
+  readonly kind: JobErrorKind;
+  /** What was thrown (word it for the user with the CLI's wording). */
+  readonly error: unknown;
+}
+
+/** A job's result or its failure, in the order of the jobs given. */
+export type JobOutcome = JobResult | JobFailure;
+
+/** Whether `o` is a failure. */
+export function isFailure(o: JobOutcome): o is JobFailure {
+  return "kind" in o;
+}
+
 /** The outcome of one job. */
 export interface JobResult {
   /** Position of the job in the list given. */
@@ -46,8 +69,8 @@ export interface JobResult {
   readonly tokens: number[];
   /** Probability of each of `tokens` at temperature 1 (empty unless `withProbs`). */
   readonly probs: number[];
-  /** Why generation stopped. */
-  readonly stop: StopReason;
+  /** Why generation stopped; `context` when the model's context ended it before `maxTokens`. */
+  readonly stop: StopReason | "context";
   /** Width of the original image (after EXIF orientation). */
   readonly width: number;
   /** Height of the original image (after EXIF orientation). */
@@ -84,13 +107,23 @@ export interface RunOptions {
   readonly keepRgb?: boolean;
 }
 
-/** Runs `jobs` in order, `batchSize` at a time, yielding each result as its batch finishes. */
+/** Tokens a prompt of `promptLength` tokens leaves for generation in `backend`'s context. */
+export function tokensLeft(backend: Backend, promptLength: number): number {
+  return backend.contextLength - promptLength;
+}
+
+/**
+ * Runs `jobs` in order, `batchSize` at a time, yielding each outcome in job order as its batch
+ * finishes. A job whose image cannot be read, whose prompt does not fit in the context or whose
+ * tokens cannot be decoded yields a JobFailure; the other jobs of its batch still run. Rows whose
+ * prompt leaves fewer than `maxTokens` positions stop at the context (`stop: "context"`).
+ */
 export async function* runJobs(
   backend: Backend,
   tokenizer: Tokenizer,
   jobs: readonly Job[],
   opts: RunOptions,
-): AsyncGenerator<JobResult> {
+): AsyncGenerator<JobOutcome> {
   const cfg = backend.config;
   if (tokenizer.imageId !== cfg.imageTokenIndex) {
     throw new InputError(
@@ -100,55 +133,115 @@ export async function* runJobs(
   }
   const size = cfg.vision.imageSize;
   const per = Math.max(1, opts.batchSize ?? 1);
-  const sampling = opts.sampling ?? GREEDY;
   for (let start = 0; start < jobs.length; start += per) {
-    const indices = jobs.slice(start, start + per).map((_, i) => start + i);
-    const b = indices.length;
-    const pixels = new Float32Array(b * 3 * size * size);
-    const prep: number[] = [];
-    const originals: { width: number; height: number; rgb?: Uint8Array }[] = [];
-    for (const [r, i] of indices.entries()) {
+    const failed = new Map<number, JobFailure>();
+    const fail = (i: number, kind: JobErrorKind, error: unknown) =>
+      failed.set(i, { index: i, job: jobs[i], kind, error });
+    const loaded: { index: number; img: PreprocessedImage; ms: number }[] = [];
+    for (let i = start; i < Math.min(jobs.length, start + per); i++) {
       const t = performance.now();
-      const img = await preprocessImage(jobs[i].image, size, {
-        maxPixels: opts.maxPixels,
-        keepRgb: opts.keepRgb,
-      });
-      pixels.set(img.pixelValues, r * 3 * size * size);
-      originals.push({ width: img.width, height: img.height, rgb: img.rgb });
-      prep.push(performance.now() - t);
+      try {
+        const img = await preprocessImage(jobs[i].image, size, {
+          maxPixels: opts.maxPixels,
+          keepRgb: opts.keepRgb,
+        });
+        loaded.push({ index: i, img, ms: performance.now() - t });
+      } catch (err) {
+        fail(i, "bad_image", err);
+      }
     }
-    const rows = indices.map((i) => buildPrompt(tokenizer, cfg.numImageTokens, jobs[i].prompt));
-    const batch = batchPrompts(rows, cfg.padTokenId);
-    opts.onBatchStart?.(indices);
-    const tv = performance.now();
-    const features = await backend.encodeImages(pixels, b);
-    const vision = performance.now() - tv;
-    const res = await generate(backend, batch, features, {
-      maxTokens: opts.maxTokens,
-      eosIds: opts.eosIds,
-      padId: cfg.padTokenId,
-      sampling,
-      rngs: isSampling(sampling) ? indices.map((i) => seededRng(opts.seed ?? 0, i)) : undefined,
-      onToken: opts.onToken && ((r, tok) => opts.onToken!(indices[r], tok)),
-      constrain: opts.constrain && ((r, ids, l) => opts.constrain!(indices[r], ids, l)),
-      withProbs: opts.withProbs,
-    });
-    for (const [r, i] of indices.entries()) {
-      yield {
-        index: i,
-        job: jobs[i],
-        text: tokenizer.decode(res.tokens[r], true),
-        tokens: res.tokens[r],
-        probs: res.probs[r],
-        stop: res.stop[r],
-        ...originals[r],
-        timings: {
-          preprocess: prep[r],
-          vision,
-          prefill: res.prefillMs,
-          decode: res.decodeMs,
-        },
-      };
+    const rows: { index: number; img: PreprocessedImage; ms: number; prompt: PromptInput }[] = [];
+    for (const l of loaded) {
+      const prompt = buildPrompt(tokenizer, cfg.numImageTokens, jobs[l.index].prompt);
+      const left = tokensLeft(backend, prompt.inputIds.length);
+      if (left < 1) {
+        fail(
+          l.index,
+          "prompt_too_long",
+          new PromptTooLong(prompt.inputIds.length, backend.contextLength),
+        );
+      } else rows.push({ ...l, prompt });
     }
+    const results = new Map<number, JobResult>();
+    if (rows.length > 0) {
+      for (const r of await runBatch(backend, tokenizer, jobs, rows, opts)) {
+        if (isFailure(r)) failed.set(r.index, r);
+        else results.set(r.index, r);
+      }
+    }
+    for (let i = start; i < Math.min(jobs.length, start + per); i++) {
+      yield (failed.get(i) ?? results.get(i))!;
+    }
+  }
+}
+
+/** Encodes, generates and decodes one batch of loaded images with their prompts. */
+async function runBatch(
+  backend: Backend,
+  tokenizer: Tokenizer,
+  jobs: readonly Job[],
+  rows: readonly { index: number; img: PreprocessedImage; ms: number; prompt: PromptInput }[],
+  opts: RunOptions,
+): Promise<JobOutcome[]> {
+  const cfg = backend.config;
+  const size = cfg.vision.imageSize;
+  const sampling = opts.sampling ?? GREEDY;
+  const b = rows.length;
+  const indices = rows.map((r) => r.index);
+  const pixels = new Float32Array(b * 3 * size * size);
+  for (const [r, row] of rows.entries()) pixels.set(row.img.pixelValues, r * 3 * size * size);
+  const batch = batchPrompts(rows.map((r) => r.prompt), cfg.padTokenId);
+  const maxTokens = Math.min(opts.maxTokens, tokensLeft(backend, batch.length));
+  opts.onBatchStart?.(indices);
+  const tv = performance.now();
+  const features = await backend.encodeImages(pixels, b);
+  const vision = performance.now() - tv;
+  const res = await generate(backend, batch, features, {
+    maxTokens,
+    eosIds: opts.eosIds,
+    padId: cfg.padTokenId,
+    sampling,
+    rngs: isSampling(sampling) ? indices.map((i) => seededRng(opts.seed ?? 0, i)) : undefined,
+    onToken: opts.onToken && ((r, tok) => opts.onToken!(indices[r], tok)),
+    constrain: opts.constrain && ((r, ids, l) => opts.constrain!(indices[r], ids, l)),
+    withProbs: opts.withProbs,
+  });
+  return rows.map((row, r): JobOutcome => {
+    const i = row.index;
+    let text: string;
+    try {
+      text = tokenizer.decode(res.tokens[r], true);
+    } catch (err) {
+      return { index: i, job: jobs[i], kind: "decode_failed", error: err };
+    }
+    const stopped = res.stop[r];
+    return {
+      index: i,
+      job: jobs[i],
+      text,
+      tokens: res.tokens[r],
+      probs: res.probs[r],
+      stop: stopped === "max_tokens" && maxTokens < opts.maxTokens ? "context" : stopped,
+      width: row.img.width,
+      height: row.img.height,
+      rgb: row.img.rgb,
+      timings: {
+        preprocess: row.ms,
+        vision,
+        prefill: res.prefillMs,
+        decode: res.decodeMs,
+      },
+    };
+  });
+}
+
+/** A prompt longer than the model's context (no position left to generate in). */
+export class PromptTooLong extends InputError {
+  /** Creates the error for a prompt of `tokens` tokens and a context of `context`. */
+  constructor(readonly tokens: number, readonly context: number) {
+    super(
+      `the prompt is ${tokens} tokens, which leaves no room in the model's context of ${context}`,
+    );
+    this.name = "PromptTooLong";
   }
 }

@@ -188,6 +188,7 @@ Deno.test("detect/segment CLI on pg1-tiny with --constrained: JSON, COCO, PNGs, 
         "detect",
         CHELSEA,
         ASTRONAUT,
+        "--labels",
         "cat ; dog",
         "--model",
         model,
@@ -322,7 +323,10 @@ Deno.test("detect/segment CLI on pg1-tiny with --constrained: JSON, COCO, PNGs, 
     assert.equal(r.code, 0, r.stderr);
     r = await pg(...base, "--expect-label", absent);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`--expect-label ${absent}: no such object`));
+    assert.match(
+      r.stderr,
+      new RegExp(`chelsea\\.png: check failed: expected an object labelled '${absent}'`),
+    );
     r = await pg(...base, "--expect-label", present, "--min-score", "1");
     assert.equal(r.code, 1, r.stderr);
     r = await pg(...base, "--expect-label", "bird");
@@ -371,7 +375,17 @@ Deno.test("detect/segment CLI on pg1-tiny with --constrained: JSON, COCO, PNGs, 
     r = await pg("segment", CHELSEA, "cat ; dog", "--model", model);
     assert.equal(r.code, 2, r.stderr);
     const png = join(dir, "several.png");
-    r = await pg("detect", CHELSEA, ASTRONAUT, "cat", "--model", model, "--overlay", png);
+    r = await pg(
+      "detect",
+      CHELSEA,
+      ASTRONAUT,
+      "--label",
+      "cat",
+      "--model",
+      model,
+      "--overlay",
+      png,
+    );
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /--overlay .*several\.png: a PNG file takes one image/);
     assert.ok(!(await Deno.stat(png).then(() => true, () => false)), "no folder named .png");

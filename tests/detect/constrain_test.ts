@@ -25,6 +25,7 @@ class NoiseBackend implements Backend {
   readonly emitted: Float32Array[] = [];
   private state: number;
 
+  readonly contextLength = 8192;
   constructor(readonly vocabSize: number, seed: number, private readonly batch: number) {
     this.state = seed;
   }

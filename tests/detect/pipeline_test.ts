@@ -11,7 +11,7 @@ import type {
   KvCache,
   StepOutput,
 } from "../../lib/backend/backend.ts";
-import { runJobs } from "../../lib/generate/pipeline.ts";
+import { isFailure, runJobs } from "../../lib/generate/pipeline.ts";
 import { loadImage } from "../../lib/image/load.ts";
 import type { PaliGemmaConfig } from "../../lib/model/config.ts";
 import { loadTokenizer } from "../../lib/tokenizer/load.ts";
@@ -24,6 +24,7 @@ class EosBackend implements Backend {
   readonly name = "eos";
   readonly pixels: Float32Array[] = [];
 
+  readonly contextLength = 8192;
   constructor(readonly vocabSize: number, readonly config: PaliGemmaConfig, private eos: number) {}
 
   private step(b: number, length: number): StepOutput {
@@ -63,6 +64,7 @@ Deno.test("runJobs: original width/height always, the decoded RGB only with keep
     const opts = { batchSize: 2, maxTokens: 4, eosIds: [tok.eosId], keepRgb };
     let n = 0;
     for await (const r of runJobs(be, tok, jobs, opts)) {
+      if (isFailure(r)) throw r.error;
       const want = await loadImage(r.job.image);
       assert.deepEqual([r.width, r.height], [want.width, want.height], r.job.image);
       if (keepRgb) assert.deepEqual(r.rgb, want.rgb, r.job.image);

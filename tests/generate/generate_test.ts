@@ -10,7 +10,7 @@ import type { Backend } from "../../lib/backend/backend.ts";
 import { openModelDir } from "../../lib/backend/model_dir.ts";
 import { OnnxBackend } from "../../lib/backend/onnx.ts";
 import { generate, type GenerateOptions } from "../../lib/generate/generate.ts";
-import { runJobs } from "../../lib/generate/pipeline.ts";
+import { isFailure, runJobs } from "../../lib/generate/pipeline.ts";
 import { seededRng } from "../../lib/generate/rng.ts";
 import type { SamplingOptions } from "../../lib/generate/sampling.ts";
 import { batchPrompts, type PromptBatch } from "../../lib/prompt/batch.ts";
@@ -93,6 +93,7 @@ Deno.test("generate pg1-tiny: image files + prompts through runJobs give HF's gr
         const r of runJobs(be, tok, jobs, { batchSize: 4, maxTokens: STEPS, eosIds: [] })
       ) {
         seen.push(r.index);
+        if (isFailure(r)) throw r.error;
         assert.deepEqual(r.tokens, cases[r.index].greedy, `case ${r.index}`);
         assert.equal(r.stop, "max_tokens");
         assert.equal(r.text, tok.decode(cases[r.index].greedy, true));

@@ -20,7 +20,7 @@ import {
 } from "@huggingface/transformers";
 import { openModelDir } from "../../lib/backend/model_dir.ts";
 import { OnnxBackend } from "../../lib/backend/onnx.ts";
-import { runJobs } from "../../lib/generate/pipeline.ts";
+import { isFailure, runJobs } from "../../lib/generate/pipeline.ts";
 import { loadTokenizer } from "../../lib/tokenizer/load.ts";
 import type { Dtype } from "../../lib/backend/model_dir.ts";
 import { convertFixture, type FixtureCase, fixtureCases, withTempDir } from "./fixture_models.ts";
@@ -35,6 +35,7 @@ async function ourTokens(dir: string, dtype: Dtype, cases: FixtureCase[]): Promi
   const out: number[][] = [];
   const jobs = cases.map((c) => ({ image: c.image, prompt: c.prompt }));
   for await (const r of runJobs(be, tok, jobs, { maxTokens: STEPS, eosIds: md.eosIds })) {
+    if (isFailure(r)) throw r.error;
     out.push(r.tokens);
   }
   await be.release();

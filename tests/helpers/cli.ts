@@ -21,7 +21,14 @@ export interface RunPgOptions {
 }
 
 /** The permissions `pg` needs (sharp and onnxruntime load native code). */
-const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-sys"];
+const PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-ffi",
+  "--allow-sys",
+  "--allow-run",
+];
 
 /** Runs `pg <args>` from the repository root and returns its exit code, stdout and stderr. */
 export async function runPg(args: readonly string[], opts: RunPgOptions = {}): Promise<PgRun> {
