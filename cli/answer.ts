@@ -5,6 +5,7 @@ import { EXIT_HELP, parseRunFlags, RUN_FLAG_SPEC, RUN_FLAGS_HELP } from "./image
 import { looksLikeImage } from "./inputs.ts";
 import { MODEL_FLAG_SPEC, MODEL_FLAGS_HELP, parseModelArgs } from "./model_args.ts";
 import { runText, TEXT_CHECK_FLAG_SPEC, TEXT_CHECK_FLAGS_HELP } from "./model_output.ts";
+import { writeOut } from "./stdout.ts";
 
 const HELP = `Usage: pg answer <image...> --question Q --model DIR [options]
        pg answer <image> <question> --model DIR [options]
@@ -68,7 +69,7 @@ export const answerCommand: Command = {
       lang: { type: "string" },
     });
     if (values.help) {
-      console.log(HELP);
+      writeOut(`${HELP}\n`);
       return 0;
     }
     const { images, question } = imagesAndQuestion(positionals, stringFlag(values, "question"));

@@ -138,7 +138,7 @@ export const benchCommand: Command = {
       json: { type: "boolean" },
     });
     if (values.help) {
-      console.log(HELP);
+      writeOut(`${HELP}\n`);
       return 0;
     }
     if (positionals.length > 1) {

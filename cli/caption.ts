@@ -3,6 +3,7 @@ import { type Command, parseFlags, stringFlag } from "./command.ts";
 import { EXIT_HELP, parseRunFlags, RUN_FLAG_SPEC, RUN_FLAGS_HELP } from "./image_run.ts";
 import { MODEL_FLAG_SPEC, MODEL_FLAGS_HELP, parseModelArgs } from "./model_args.ts";
 import { runText, TEXT_CHECK_FLAG_SPEC, TEXT_CHECK_FLAGS_HELP } from "./model_output.ts";
+import { writeOut } from "./stdout.ts";
 
 const HELP = `Usage: pg caption <image...> --model DIR [options]
 
@@ -37,7 +38,7 @@ export const captionCommand: Command = {
       lang: { type: "string" },
     });
     if (values.help) {
-      console.log(HELP);
+      writeOut(`${HELP}\n`);
       return 0;
     }
     const model = parseModelArgs("caption", values);

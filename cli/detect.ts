@@ -45,6 +45,7 @@ import {
 import { looksLikeImage } from "./inputs.ts";
 import { MODEL_FLAG_SPEC, MODEL_FLAGS_HELP, numberFlag, parseModelArgs } from "./model_args.ts";
 import { overlayIsFolder } from "./outputs.ts";
+import { writeOut } from "./stdout.ts";
 
 /** The model flags' help without its `--json` entry (detect/segment print other fields). */
 export const MODEL_HELP = MODEL_FLAGS_HELP.split("\n  --json")[0];
@@ -246,7 +247,7 @@ export async function runDetection(
     ...extraFlags,
   });
   if (values.help) {
-    console.log(help);
+    writeOut(`${help}\n`);
     return 0;
   }
   const { images, labels } = imagesAndLabels(mode, values, positionals);

@@ -10,6 +10,7 @@ import { describeConfig } from "../lib/model/config.ts";
 import { expectedTensorList, type ModelPart, partOf } from "../lib/model/names.ts";
 import { numel } from "../lib/checkpoint/tensor.ts";
 import type { AssumedField } from "../lib/checkpoint/bigvision.ts";
+import { writeOut } from "./stdout.ts";
 
 const HELP = `Usage: pg inspect <checkpoint> [--json]
 
@@ -19,7 +20,11 @@ big_vision .npz cannot store (PaliGemma 2 query scale, soft-caps, sliding window
 "(assumed)" and listed under "assumed" in --json; 'pg convert --config' sets them.
 
 Options:
-  --json    one JSON object on stdout`;
+  --json    one JSON object on stdout
+
+Examples:
+  pg inspect ~/models/paligemma2-3b-mix-224
+  pg inspect pt_224.npz --json | jq .assumed`;
 
 /** What `inspect` reports about a checkpoint (the `--json` object). */
 export interface InspectReport {
@@ -144,7 +149,7 @@ export const inspectCommand: Command = {
   async run(args: string[]): Promise<number> {
     const { values, positionals } = parseFlags("inspect", args, { json: { type: "boolean" } });
     if (values.help) {
-      console.log(HELP);
+      writeOut(`${HELP}\n`);
       return 0;
     }
     if (positionals.length !== 1) {
@@ -153,7 +158,7 @@ export const inspectCommand: Command = {
     const ckpt = await openCheckpoint(positionals[0]);
     try {
       const report = inspectReport(ckpt);
-      console.log(values.json ? JSON.stringify(report) : formatReport(report));
+      writeOut(`${values.json ? JSON.stringify(report) : formatReport(report)}\n`);
     } finally {
       ckpt.close();
     }

@@ -133,6 +133,8 @@ export async function* runJobs(
   }
   const size = cfg.vision.imageSize;
   const per = Math.max(1, opts.batchSize ?? 1);
+  // Jobs usually share one prompt: tokenize each text once.
+  const prompts = new Map<string, PromptInput>();
   for (let start = 0; start < jobs.length; start += per) {
     const failed = new Map<number, JobFailure>();
     const fail = (i: number, kind: JobErrorKind, error: unknown) =>
@@ -152,7 +154,12 @@ export async function* runJobs(
     }
     const rows: { index: number; img: PreprocessedImage; ms: number; prompt: PromptInput }[] = [];
     for (const l of loaded) {
-      const prompt = buildPrompt(tokenizer, cfg.numImageTokens, jobs[l.index].prompt);
+      const text = jobs[l.index].prompt;
+      let prompt = prompts.get(text);
+      if (prompt === undefined) {
+        prompt = buildPrompt(tokenizer, cfg.numImageTokens, text);
+        prompts.set(text, prompt);
+      }
       const left = tokensLeft(backend, prompt.inputIds.length);
       if (left < 1) {
         fail(

@@ -18,7 +18,17 @@ export interface PgRun {
 export interface RunPgOptions {
   /** Extra environment variables; PALIGEMMA_MODEL is cleared unless set here. */
   readonly env?: Record<string, string>;
+  /** Text written to the command's stdin (default: none, stdin closed). */
+  readonly stdin?: string;
 }
+
+/** The `deno` arguments that run `pg <args>`. */
+export function pgArgs(args: readonly string[]): string[] {
+  return ["run", ...PERMISSIONS, "main.ts", ...args];
+}
+
+/** The repository root (where `pg` is run from). */
+export const ROOT = new URL("../..", import.meta.url);
 
 /** The permissions `pg` needs (sharp and onnxruntime load native code). */
 const PERMISSIONS = [
@@ -32,14 +42,20 @@ const PERMISSIONS = [
 
 /** Runs `pg <args>` from the repository root and returns its exit code, stdout and stderr. */
 export async function runPg(args: readonly string[], opts: RunPgOptions = {}): Promise<PgRun> {
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMISSIONS, "main.ts", ...args],
-    cwd: new URL("../..", import.meta.url),
+  const child = new Deno.Command(Deno.execPath(), {
+    args: pgArgs(args),
+    cwd: ROOT,
     env: { PALIGEMMA_MODEL: "", ...opts.env },
+    stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-  });
-  const out = await cmd.output();
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const out = await child.output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
