@@ -1,8 +1,8 @@
 import { dirname, join } from "node:path";
 import * as fs from "node:fs";
 import { openCheckpoint } from "../lib/checkpoint/open.ts";
-import { convertModel, PRECISION_SUFFIX } from "../lib/convert/convert.ts";
-import type { Precision } from "../lib/convert/layers.ts";
+import { convertModel } from "../lib/convert/convert.ts";
+import { isPrecision, PRECISIONS } from "../lib/model/precision.ts";
 import { commitDir, tempDirBeside } from "../lib/convert/output.ts";
 import { overrideConfig, readConfigJson } from "../lib/convert/config_override.ts";
 import { InputError, UsageError } from "../lib/errors.ts";
@@ -95,8 +95,8 @@ export const convertCommand: Command = {
     }
     const [srcPath, dst] = positionals;
     const dtype = stringFlag(values, "dtype") ?? "fp32";
-    if (!(dtype in PRECISION_SUFFIX)) {
-      throw new UsageError(`--dtype expects fp32, fp16, q8 or q4, got '${dtype}'`);
+    if (!isPrecision(dtype)) {
+      throw new UsageError(`--dtype expects ${PRECISIONS.join(", ")}, got '${dtype}'`);
     }
     const vaePath = stringFlag(values, "vae");
     const vae = vaePath === undefined ? undefined : await loadVqvaeWeights(vaePath);
@@ -126,7 +126,7 @@ export const convertCommand: Command = {
         const started = performance.now();
         const log = (line: string) => console.error(`convert: ${line}`);
         const res = await convertModel(src, tmp, {
-          precision: dtype as Precision,
+          precision: dtype,
           finalSoftcap: values["final-softcap"] === true,
           log,
         });
