@@ -1,18 +1,18 @@
-import { dirname, join } from "node:path";
-import * as fs from "node:fs";
-import { openCheckpoint } from "../lib/checkpoint/open.ts";
-import { convertModel, PRECISION_SUFFIX } from "../lib/convert/convert.ts";
-import type { Precision } from "../lib/convert/layers.ts";
-import { commitDir, tempDirBeside } from "../lib/convert/output.ts";
+/**
+ * `convert`: flags → `convertToFolder` (lib/convert/to_folder.ts, which holds the checks and the
+ * temporary-folder workflow) → progress and result lines on stderr.
+ * @module
+ */
+
+import type { AssumedField } from "../lib/checkpoint/bigvision.ts";
+import { type Checkpoint, openCheckpoint } from "../lib/checkpoint/open.ts";
 import { overrideConfig, readConfigJson } from "../lib/convert/config_override.ts";
+import { DifferentModelError } from "../lib/convert/same_model.ts";
+import { convertToFolder, MissingTokenizerError } from "../lib/convert/to_folder.ts";
 import { InputError, UsageError } from "../lib/errors.ts";
-import { convertVqvae, writeVqvaeInto } from "../lib/vqvae/convert.ts";
-import { loadVqvaeWeights } from "../lib/vqvae/weights.ts";
-import {
-  fillTokenizerJson,
-  sentencePieceFileToHf,
-  writeHfTokenizer,
-} from "../lib/tokenizer/to_json.ts";
+import type { TextConfig } from "../lib/model/config.ts";
+import { isPrecision, PRECISIONS } from "../lib/model/precision.ts";
+import { convertVqvae } from "../lib/vqvae/convert.ts";
 import { type Command, parseFlags, stringFlag } from "./command.ts";
 
 const HELP = `Usage: pg convert <src> <dst-dir> [options]
@@ -22,46 +22,64 @@ transformers.js loads: onnx/{vision_encoder,embed_tokens,decoder_model_merged}<s
 config.json, generation_config.json, preprocessor_config.json and the tokenizer files.
 Converting another --dtype into an existing folder adds that precision's files.
 
+Before any conversion work, convert checks that <dst-dir> (or the folder it will be created in)
+accepts new files and that its file system has room for the estimated output, and refuses a
+<dst-dir> whose config.json describes a different model (exit 3; see --force). Partial folders
+(.<dst-dir>.partial-*) that an interrupted convert left beside <dst-dir> are removed. The output
+is written to a temporary folder beside <dst-dir> and moved into place only when complete: a
+failed convert leaves <dst-dir> as it was.
+
 Options:
   --dtype NAME         fp32 (default), fp16, q8 or q4 (MatMulNBits language model,
                        fp16 vision encoder; see the README)
   --tokenizer FILE     tokenizer.model: write tokenizer.json + tokenizer_config.json from it
                        (needed for a big_vision .npz; an HF folder's own files otherwise)
   --config FILE        HF-style config.json whose values replace the inferred ones (a .npz
-                       cannot carry PaliGemma 2's query_pre_attn_scalar or soft-caps); its
-                       sizes must match the checkpoint's tensors
+                       cannot carry PaliGemma 2's query_pre_attn_scalar or soft-caps: without
+                       --config, convert warns and uses the published values); its sizes must
+                       match the checkpoint's tensors
   --vae FILE           vae-oid.npz: also write vqvae_decoder.onnx (the segment decoder)
   --vae-only FILE      write only vqvae_decoder.onnx: 'convert --vae-only vae-oid.npz <dir>'
-  --final-softcap      apply Gemma 2's final logit soft-cap (big_vision; HF 4.57 does not)`;
+  --final-softcap      apply Gemma 2's final logit soft-cap (big_vision; HF 4.57 does not)
+  --force              convert even if <dst-dir> holds a different model; that model's graphs
+                       of other precisions are removed and its config.json replaced
 
-const TOKENIZER_FILES = [
-  "tokenizer.json",
-  "tokenizer_config.json",
-  "special_tokens_map.json",
-  "tokenizer.model",
-];
+Examples:
+  pg convert paligemma-3b-mix-224 models/pg-224
+  pg convert paligemma-3b-mix-224 models/pg-224 --dtype q4
+  pg convert pt_224.npz models/pg2-224 --tokenizer paligemma_tokenizer.model --config config.json`;
 
-/** Copies the HF tokenizer files found in `srcDir` into `out`; returns how many were copied. */
-function copyTokenizer(srcDir: string, out: string): number {
-  let n = 0;
-  for (const f of TOKENIZER_FILES) {
-    const p = join(srcDir, f);
-    if (fs.existsSync(p)) {
-      fs.copyFileSync(p, join(out, f));
-      n++;
-    }
-  }
-  return n;
+/** config.json key and value of each text-config field a big_vision .npz cannot carry. */
+const ASSUMED_KEYS: Readonly<Record<AssumedField, [string, (t: TextConfig) => unknown]>> = {
+  queryPreAttnScalar: ["query_pre_attn_scalar", (t) => t.queryPreAttnScalar],
+  attnLogitSoftcap: ["attn_logit_softcapping", (t) => t.attnLogitSoftcap],
+  finalLogitSoftcap: ["final_logit_softcapping", (t) => t.finalLogitSoftcap],
+  slidingWindow: ["sliding_window", (t) => t.slidingWindow],
+};
+
+/** The one-line warning for a checkpoint whose config has assumed values, or undefined. */
+function assumedWarning(ck: Checkpoint): string | undefined {
+  if (!ck.assumed || ck.assumed.length === 0) return undefined;
+  const fields = ck.assumed.map((f) => {
+    const [key, get] = ASSUMED_KEYS[f];
+    return `${key} ${get(ck.config.text) ?? "off"}`;
+  });
+  return `warning: ${ck.path} does not store the query scale or soft-caps; assuming the ` +
+    `published PaliGemma 2 values (${fields.join(", ")}); pass --config config.json to set them`;
 }
 
-/** Whether `dst` is an existing folder (false: absent); refuses a file there before any work. */
-function destinationKind(dst: string): boolean {
-  try {
-    if (fs.statSync(dst).isDirectory()) return true;
-  } catch {
-    return false;
+/** The library's typed errors in the command line's terms. */
+function worded(err: unknown): unknown {
+  if (err instanceof DifferentModelError) {
+    return new InputError(`${err.message}; pass --force to convert into it anyway`);
   }
-  throw new InputError(`${dst}: exists and is not a folder`);
+  if (err instanceof MissingTokenizerError) {
+    return new UsageError(
+      `convert: ${err.checkpoint} is a big_vision checkpoint, which carries no tokenizer: ` +
+        "pass --tokenizer paligemma_tokenizer.model",
+    );
+  }
+  return err;
 }
 
 /** `convert`: checkpoint → ONNX model folder. */
@@ -77,6 +95,7 @@ export const convertCommand: Command = {
       vae: { type: "string" },
       "vae-only": { type: "string" },
       "final-softcap": { type: "boolean" },
+      force: { type: "boolean" },
     });
     if (values.help) {
       console.log(HELP);
@@ -94,62 +113,33 @@ export const convertCommand: Command = {
       throw new UsageError("convert: expected <src> <dst-dir> (see 'convert --help')");
     }
     const [srcPath, dst] = positionals;
-    const dtype = stringFlag(values, "dtype") ?? "fp32";
-    if (!(dtype in PRECISION_SUFFIX)) {
-      throw new UsageError(`--dtype expects fp32, fp16, q8 or q4, got '${dtype}'`);
+    const precision = stringFlag(values, "dtype") ?? "fp32";
+    if (!isPrecision(precision)) {
+      throw new UsageError(`--dtype expects ${PRECISIONS.join(", ")}, got '${precision}'`);
     }
-    const vaePath = stringFlag(values, "vae");
-    const vae = vaePath === undefined ? undefined : await loadVqvaeWeights(vaePath);
-    const tokenizer = stringFlag(values, "tokenizer");
     const configPath = stringFlag(values, "config");
-    const dstIsFolder = destinationKind(dst);
+    const log = (line: string) => console.error(`convert: ${line}`);
     const ck = await openCheckpoint(srcPath);
     try {
-      if (ck.format === "onnx") {
-        throw new InputError(`${srcPath}: is already an ONNX model folder`);
-      }
-      const hasTokenizer = dstIsFolder && fs.existsSync(join(dst, "tokenizer.json"));
-      if (ck.format === "big_vision" && tokenizer === undefined && !hasTokenizer) {
-        throw new UsageError(
-          `convert: ${srcPath} is a big_vision checkpoint, which carries no tokenizer: ` +
-            "pass --tokenizer paligemma_tokenizer.model",
-        );
-      }
-      // Read --tokenizer before the long conversion, so a bad file fails fast.
-      const tokFiles = tokenizer === undefined ? undefined : await sentencePieceFileToHf(tokenizer);
       const src = configPath === undefined ? ck : {
         ...ck,
         config: overrideConfig(ck.config, await readConfigJson(configPath), configPath),
       };
-      const tmp = await tempDirBeside(dst);
-      try {
-        const started = performance.now();
-        const log = (line: string) => console.error(`convert: ${line}`);
-        const res = await convertModel(src, tmp, {
-          precision: dtype as Precision,
-          finalSoftcap: values["final-softcap"] === true,
-          log,
-        });
-        if (tokFiles !== undefined && tokenizer !== undefined) {
-          await writeHfTokenizer(tokFiles, tmp);
-          fs.copyFileSync(tokenizer, join(tmp, "tokenizer.model"));
-          log(`tokenizer.json and tokenizer_config.json written from ${tokenizer}`);
-        } else if (ck.format === "hf") {
-          const dir = fs.statSync(ck.path).isDirectory() ? ck.path : dirname(ck.path);
-          if (copyTokenizer(dir, tmp) === 0) log(`warning: no tokenizer files in ${dir}`);
-          else if (await fillTokenizerJson(tmp)) log("tokenizer.json written from tokenizer.model");
-        }
-        if (vae) await writeVqvaeInto(vae, tmp);
-        await commitDir(tmp, dst);
-        log(
-          `${res.files.length} files written to ${dst} in ${
-            ((performance.now() - started) / 1000).toFixed(1)
-          } s`,
-        );
-      } catch (err) {
-        await Deno.remove(tmp, { recursive: true }).catch(() => {});
-        throw err;
-      }
+      const warning = configPath === undefined ? assumedWarning(ck) : undefined;
+      if (warning !== undefined) log(warning);
+      const started = performance.now();
+      const res = await convertToFolder(src, dst, {
+        precision,
+        finalSoftcap: values["final-softcap"] === true,
+        tokenizerModel: stringFlag(values, "tokenizer"),
+        vae: stringFlag(values, "vae"),
+        force: values.force === true,
+        log,
+      });
+      const secs = ((performance.now() - started) / 1000).toFixed(1);
+      log(`${res.files.length} files written to ${dst} in ${secs} s`);
+    } catch (err) {
+      throw worded(err);
     } finally {
       ck.close();
     }

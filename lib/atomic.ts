@@ -16,7 +16,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     await Deno.rename(tmp, path);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
-    throw describeFsError(err, path);
+    throw describeFsError(err, path, "writing");
   }
 }
 
@@ -25,6 +25,6 @@ export async function ensureDir(dir: string): Promise<void> {
   try {
     await Deno.mkdir(dir, { recursive: true });
   } catch (err) {
-    throw describeFsError(err, dir);
+    throw describeFsError(err, dir, "creating the folder");
   }
 }

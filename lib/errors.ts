@@ -45,14 +45,62 @@ export class CheckFailed extends PgError {
   }
 }
 
-/** Turns file-system errors into InputErrors naming the path; passes others through. */
-export function describeFsError(err: unknown, path: string): unknown {
-  if (err instanceof Deno.errors.NotFound) {
-    return new InputError(`${path}: no such file or directory`);
+/** Reasons for the file-system error codes `describeFsError` words (Deno and node:fs set `code`). */
+const FS_REASONS: Readonly<Record<string, string>> = {
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  EISDIR: "is a directory",
+  ENOTDIR: "a parent is not a directory",
+  EEXIST: "already exists",
+  ENOSPC: "no space left on device",
+  EDQUOT: "disk quota exceeded",
+  EROFS: "read-only file system",
+};
+
+/** A file-system operation that failed on `path` (exit 3); the fields let callers re-place it. */
+export class FsError extends InputError {
+  /** Creates `<path>: <reason>[ while <operation>]`. */
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+    readonly code: string | undefined,
+    readonly operation?: string,
+  ) {
+    super(`${path}: ${reason}${operation ? ` while ${operation}` : ""}`);
+    this.name = "FsError";
   }
-  if (err instanceof Deno.errors.PermissionDenied) {
-    return new InputError(`${path}: permission denied`);
+
+  /** The same failure reported on another path (e.g. a temporary file's final name). */
+  at(path: string): FsError {
+    return new FsError(path, this.reason, this.code, this.operation);
   }
-  if (err instanceof Deno.errors.IsADirectory) return new InputError(`${path}: is a directory`);
-  return err;
+}
+
+/** The reason and code of a Deno or node:fs error, or undefined when it is not one we word. */
+function fsReason(err: unknown): { reason: string; code: string | undefined } | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && Object.hasOwn(FS_REASONS, code)) {
+    return { reason: FS_REASONS[code], code };
+  }
+  const byClass: [new (...a: never[]) => Error, string][] = [
+    [Deno.errors.NotFound, "ENOENT"],
+    [Deno.errors.PermissionDenied, "EACCES"],
+    [Deno.errors.IsADirectory, "EISDIR"],
+    [Deno.errors.NotADirectory, "ENOTDIR"],
+    [Deno.errors.AlreadyExists, "EEXIST"],
+  ];
+  for (const [cls, c] of byClass) if (err instanceof cls) return { reason: FS_REASONS[c], code: c };
+  return undefined;
+}
+
+/**
+ * Turns file-system errors (not found, permission denied, already exists, no space left, read-only
+ * file system, ...) into one-line FsErrors naming `path` and, when given, the `operation`
+ * ("writing", "creating", ...); passes other errors, PgErrors included, through.
+ */
+export function describeFsError(err: unknown, path: string, operation?: string): unknown {
+  if (err instanceof PgError) return err;
+  const known = fsReason(err);
+  return known ? new FsError(path, known.reason, known.code, operation) : err;
 }

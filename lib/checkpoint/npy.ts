@@ -145,7 +145,9 @@ export function parseNpyHeader(bytes: Uint8Array, label: string): NpyHeader {
     throw new InputError(`${label}: .npy header is not a dict: ${text.trim()}`);
   }
   const { descr, fortran_order: fortran, shape } = dict;
-  const dtype = typeof descr === "string" ? DESCR_TO_DTYPE[descr] : undefined;
+  const dtype = typeof descr === "string" && Object.hasOwn(DESCR_TO_DTYPE, descr)
+    ? DESCR_TO_DTYPE[descr]
+    : undefined;
   if (dtype === undefined) {
     throw new InputError(`${label}: unsupported .npy descr ${JSON.stringify(descr)}`);
   }

@@ -6,6 +6,7 @@
 
 import { join } from "node:path";
 import { numel } from "../checkpoint/tensor.ts";
+import { describeFsError } from "../errors.ts";
 import { OnnxModelWriter } from "../onnx/builder.ts";
 import {
   generationConfigJson,
@@ -91,6 +92,19 @@ function estimate(
   return n;
 }
 
+/**
+ * Estimated bytes of the three graphs `convertModel` writes for `src` at `precision`: every tensor
+ * at the size it is stored in (a lower bound of the folder: configs, tokenizer and graph structure
+ * come on top).
+ */
+export function estimateOutputBytes(
+  src: ConvertSource,
+  precision: Precision,
+  quant?: Partial<QuantOptions>,
+): number {
+  return estimate(src, () => true, weightFormat(precision, quant));
+}
+
 /** Writes `onnx/{vision_encoder,embed_tokens,decoder_model_merged}<suffix>.onnx` and the configs. */
 export async function convertModel(
   src: ConvertSource,
@@ -103,7 +117,11 @@ export async function convertModel(
   const limit = opts.externalDataBytes ?? EXTERNAL_DATA_BYTES;
   const suffix = PRECISION_SUFFIX[p];
   log(describeFormat(fmt));
-  await Deno.mkdir(join(outDir, "onnx"), { recursive: true });
+  try {
+    await Deno.mkdir(join(outDir, "onnx"), { recursive: true });
+  } catch (err) {
+    throw describeFsError(err, join(outDir, "onnx"), "creating the folder");
+  }
   const files: string[] = [];
   const externalData: string[] = [];
   const isVision = (n: string) =>
@@ -161,7 +179,11 @@ export async function convertModel(
     ["preprocessor_config.json", preprocessorConfigJson(src.config)],
   ];
   for (const [name, json] of configs) {
-    await Deno.writeTextFile(join(outDir, name), JSON.stringify(json, null, 2) + "\n");
+    try {
+      await Deno.writeTextFile(join(outDir, name), JSON.stringify(json, null, 2) + "\n");
+    } catch (err) {
+      throw describeFsError(err, join(outDir, name), "writing");
+    }
     files.push(name);
   }
   return { files, externalData };

@@ -126,7 +126,7 @@ class Fields {
 
   /** A number, or null when the key is present as null (or zero, meaning off). */
   optNum(key: string, fallback: number | null): number | null {
-    if (!(key in this.obj)) return fallback;
+    if (!Object.hasOwn(this.obj, key)) return fallback;
     const v = this.obj[key];
     if (v === null || v === 0) return null;
     return this.num(key, 0);

@@ -18,3 +18,8 @@ export const PRECISION_SUFFIX: Readonly<Record<Precision, string>> = {
   q8: "_quantized",
   q4: "_q4",
 };
+
+/** Whether `name` is a precision (an own key of PRECISION_SUFFIX: `constructor` is not). */
+export function isPrecision(name: string): name is Precision {
+  return Object.hasOwn(PRECISION_SUFFIX, name);
+}

@@ -6,6 +6,7 @@
  */
 
 import { basename } from "node:path";
+import { describeFsError } from "../errors.ts";
 import { DATA_TYPE_BYTES, DataType, lengthDelimitedTag, onnx, varint } from "./proto.ts";
 
 /** A tensor dimension: a fixed size or a symbolic name. */
@@ -58,10 +59,23 @@ interface NodeRecord {
 
 const EXTERNAL_ALIGN = 4096;
 
-/** Copies `data` fully to `file`. */
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+/** Copies `data` fully to `file`; a failure is an FsError naming `path` (what `file` becomes). */
+async function writeAll(file: Deno.FsFile, data: Uint8Array, path: string): Promise<void> {
   let off = 0;
-  while (off < data.length) off += await file.write(data.subarray(off));
+  try {
+    while (off < data.length) off += await file.write(data.subarray(off));
+  } catch (err) {
+    throw describeFsError(err, path, "writing");
+  }
+}
+
+/** Opens `path` for writing (created or truncated); a failure is an FsError naming `label`. */
+async function openForWriting(path: string, label = path): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(path, { write: true, create: true, truncate: true });
+  } catch (err) {
+    throw describeFsError(err, label, "creating");
+  }
 }
 
 function encodeAttr(name: string, value: Attr): Record<string, unknown> {
@@ -108,7 +122,8 @@ export class OnnxModelWriter {
 
   /** Starts a model at `path` (its side files are `<path>.body` and, if used, `<path>_data`). */
   static async create(path: string, options: WriterOptions): Promise<OnnxModelWriter> {
-    const body = await Deno.open(`${path}.body`, { write: true, create: true, truncate: true });
+    // The side file becomes the model file's body: failures name the model file.
+    const body = await openForWriting(`${path}.body`, path);
     return new OnnxModelWriter(path, options, body);
   }
 
@@ -213,10 +228,10 @@ export class OnnxModelWriter {
       const tail = [lengthDelimitedTag(9), varint(length)];
       const recordLen = header.length + tail[0].length + tail[1].length + length;
       for (const part of [lengthDelimitedTag(5), varint(recordLen), header, ...tail]) {
-        await writeAll(this.body, part);
+        await writeAll(this.body, part, this.path);
         this.bodyBytes += part.length;
       }
-      this.bodyBytes += await this.copyData(this.body, data, length, name);
+      this.bodyBytes += await this.copyData(this.body, this.path, data, length, name);
     }
     return name;
   }
@@ -241,20 +256,31 @@ export class OnnxModelWriter {
       producerVersion: "0.1.0",
       opsetImport: opsets,
     }).finish();
-    const file = await Deno.open(this.path, { write: true, create: true, truncate: true });
+    const file = await openForWriting(this.path);
     try {
       for (
         const part of [head, lengthDelimitedTag(7), varint(graphLen), meta, ...this.smallTensors]
       ) {
-        await writeAll(file, part);
+        await writeAll(file, part, this.path);
       }
-      const body = await Deno.open(`${this.path}.body`, { read: true });
+      const bodyPath = `${this.path}.body`;
+      let body: Deno.FsFile;
+      try {
+        body = await Deno.open(bodyPath, { read: true });
+      } catch (err) {
+        throw describeFsError(err, bodyPath, "reading");
+      }
       try {
         const buf = new Uint8Array(1 << 22);
         for (;;) {
-          const n = await body.read(buf);
+          let n: number | null;
+          try {
+            n = await body.read(buf);
+          } catch (err) {
+            throw describeFsError(err, bodyPath, "reading");
+          }
           if (n === null) break;
-          await writeAll(file, buf.subarray(0, n));
+          await writeAll(file, buf.subarray(0, n), this.path);
         }
       } finally {
         body.close();
@@ -262,7 +288,11 @@ export class OnnxModelWriter {
     } finally {
       file.close();
     }
-    await Deno.remove(`${this.path}.body`);
+    try {
+      await Deno.remove(`${this.path}.body`);
+    } catch (err) {
+      throw describeFsError(err, `${this.path}.body`, "removing");
+    }
   }
 
   /** Closes and removes everything written so far. */
@@ -291,16 +321,13 @@ export class OnnxModelWriter {
     length: number,
   ): Promise<void> {
     if (!this.external) {
-      this.external = await Deno.open(this.externalDataPath, {
-        write: true,
-        create: true,
-        truncate: true,
-      });
+      this.external = await openForWriting(this.externalDataPath);
     }
     const pad = (EXTERNAL_ALIGN - (this.externalBytes % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
-    if (pad) await writeAll(this.external, new Uint8Array(pad));
+    const path = this.externalDataPath;
+    if (pad) await writeAll(this.external, new Uint8Array(pad), path);
     const offset = this.externalBytes + pad;
-    this.externalBytes = offset + await this.copyData(this.external, data, length, name);
+    this.externalBytes = offset + await this.copyData(this.external, path, data, length, name);
     const msg = onnx.TensorProto.encode({
       dims: [...dims],
       dataType: type,
@@ -317,6 +344,7 @@ export class OnnxModelWriter {
 
   private async copyData(
     file: Deno.FsFile,
+    path: string,
     data: WeightData,
     length: number,
     name: string,
@@ -324,7 +352,7 @@ export class OnnxModelWriter {
     let written = 0;
     const chunks = data instanceof Uint8Array ? [data] : data;
     for await (const chunk of chunks) {
-      await writeAll(file, chunk);
+      await writeAll(file, chunk, path);
       written += chunk.length;
     }
     if (written !== length) {

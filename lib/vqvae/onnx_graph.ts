@@ -6,7 +6,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { describeFsError } from "../errors.ts";
+import { describeFsError, FsError } from "../errors.ts";
 import { OnnxModelWriter } from "../onnx/builder.ts";
 import { DataType } from "../onnx/proto.ts";
 import type { ConvWeights, VqvaeWeights } from "./weights.ts";
@@ -80,18 +80,24 @@ export async function buildVqvaeGraph(g: OnnxModelWriter, wts: VqvaeWeights): Pr
 /** Writes the decoder graph to `path` (temporary name, then renamed). */
 export async function writeVqvaeOnnx(wts: VqvaeWeights, path: string): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.partial-${crypto.randomUUID().slice(0, 8)}`);
+  // Failures on the temporary file are reported under the file's final name.
+  const named = (err: unknown) => err instanceof FsError && err.path === tmp ? err.at(path) : err;
   let g: OnnxModelWriter;
   try {
     g = await OnnxModelWriter.create(tmp, { externalData: false, graphName: "vqvae_decoder" });
   } catch (err) {
-    throw describeFsError(err, dirname(path));
+    throw named(describeFsError(err, tmp, "creating"));
   }
   try {
     await buildVqvaeGraph(g, wts);
     await g.finish();
-    await Deno.rename(tmp, path);
+    try {
+      await Deno.rename(tmp, path);
+    } catch (err) {
+      throw describeFsError(err, path, "moving into place");
+    }
   } catch (err) {
     await g.abort();
-    throw err;
+    throw named(err);
   }
 }

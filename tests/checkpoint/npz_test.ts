@@ -224,6 +224,11 @@ Deno.test("npz bad input: each is a one-line InputError naming the file (and mem
         "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }",
         "unsupported .npy descr",
       ],
+      [
+        "protokey",
+        "{'descr': 'constructor', 'fortran_order': False, 'shape': (1,), }",
+        "unsupported .npy descr",
+      ],
       ["fortran", "{'descr': '<f4', 'fortran_order': True, 'shape': (1,), }", "Fortran order"],
       ["garbled", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,", "not a Python literal"],
     ];

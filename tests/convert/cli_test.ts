@@ -53,10 +53,12 @@ Deno.test("convert CLI: bad input leaves nothing behind", async () => {
       convertCommand.run([join(PG1, "missing"), join(parent, "m")]),
       InputError,
     );
-    await assert.rejects(
-      convertCommand.run([join(PG1, "hf"), join(parent, "m"), "--dtype", "int3"]),
-      UsageError,
-    );
+    for (const dtype of ["int3", "constructor", "__proto__", "toString"]) {
+      await assert.rejects(
+        convertCommand.run([join(PG1, "hf"), join(parent, "m"), "--dtype", dtype]),
+        UsageError,
+      );
+    }
     await assert.rejects(convertCommand.run([join(PG1, "hf")]), UsageError);
     assert.deepEqual([...Deno.readDirSync(parent)], []);
   } finally {
