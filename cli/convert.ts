@@ -14,6 +14,7 @@ import type { TextConfig } from "../lib/model/config.ts";
 import { isPrecision, PRECISIONS } from "../lib/model/precision.ts";
 import { convertVqvae } from "../lib/vqvae/convert.ts";
 import { type Command, parseFlags, stringFlag } from "./command.ts";
+import { writeOut } from "./stdout.ts";
 
 const HELP = `Usage: pg convert <src> <dst-dir> [options]
 
@@ -98,7 +99,7 @@ export const convertCommand: Command = {
       force: { type: "boolean" },
     });
     if (values.help) {
-      console.log(HELP);
+      writeOut(`${HELP}\n`);
       return 0;
     }
     const vaeOnly = stringFlag(values, "vae-only");
