@@ -1,7 +1,7 @@
 /**
  * Mask decoding for the commands, always through ONNX Runtime: `vqvae_decoder.onnx`, or (`--vae`
  * with an npz) the same graph built from `vae-oid.npz` on the fly. Gives 64×64 float masks for
- * 16-code sequences. (lib/vqvae/cpu.ts, the TypeScript decoder, is the tests' reference.)
+ * 16-code sequences. (tests/vqvae/cpu_reference.ts, a TypeScript decoder, is the tests' reference.)
  * @module
  */
 
