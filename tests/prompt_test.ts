@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { openSafetensors } from "../lib/checkpoint/safetensors.ts";
 import type { TensorStore } from "../lib/checkpoint/tensor.ts";
-import { UsageError } from "../lib/errors.ts";
 import { preprocessImage } from "../lib/image/mod.ts";
+import { EmptyPromptPart } from "../lib/prompt/tasks.ts";
 import {
   answerPrefix,
   batchPrompts,
@@ -117,9 +117,18 @@ Deno.test("task prefixes are spelled as the fixtures' prompts and refuse empty p
   assert.equal(detectPrefix(["rocket", "cloud"]), "detect rocket ; cloud");
   assert.equal(detectPrefix([" red car "]), "detect red car");
   assert.equal(segmentPrefix("cat"), "segment cat");
-  assert.throws(() => detectPrefix([]), UsageError);
-  assert.throws(() => detectPrefix(["cat", " "]), UsageError);
-  assert.throws(() => answerPrefix(""), UsageError);
+  const refused = (f: () => unknown, part: string, message: RegExp) =>
+    assert.throws(f, (e: unknown) => {
+      assert.ok(e instanceof EmptyPromptPart, String(e));
+      assert.equal(e.exitCode, 2);
+      assert.equal(e.part, part);
+      assert.match(e.message, message);
+      return true;
+    });
+  refused(() => detectPrefix([]), "object names", /^detect needs at least one object name$/);
+  refused(() => detectPrefix(["cat", " "]), "object name", /^object name must not be empty$/);
+  refused(() => answerPrefix(""), "question", /^question must not be empty$/);
+  refused(() => captionPrefix(" "), "caption language", /^caption language must not be empty$/);
 });
 
 /** A character-level tokenizer: enough to check the layout around the text ids. */

@@ -1,7 +1,7 @@
 /**
  * A converted model folder (the transformers.js layout `convert` writes): which precisions it
  * holds, its config and its stop ids. Checkpoints that still need converting are refused with a
- * message saying so.
+ * typed error saying so (lib/backend/model_errors.ts).
  * @module
  */
 
@@ -11,6 +11,7 @@ import { readHfConfig } from "../checkpoint/hf.ts";
 import { describeFsError, InputError } from "../errors.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
 import { type Precision, PRECISION_SUFFIX, PRECISIONS } from "../model/precision.ts";
+import { MissingGraphs, MissingPrecision, NotAModelFolder, NotConverted } from "./model_errors.ts";
 
 /** Weight precisions a model folder can hold, best (most accurate) first. */
 export const DTYPES = PRECISIONS;
@@ -51,13 +52,6 @@ function isFile(path: string): boolean {
   }
 }
 
-function convertHint(path: string, what: string): InputError {
-  return new InputError(
-    `${path}: is ${what}, not a converted model folder; run 'pg convert ${path} <dir>' first ` +
-      `and pass --model <dir>`,
-  );
-}
-
 /** Ids listed under `eos_token_id` of a JSON file, or [] when the file or key is absent. */
 function eosIdsIn(path: string): number[] {
   if (!isFile(path)) return [];
@@ -77,9 +71,9 @@ function eosIdsIn(path: string): number[] {
 }
 
 /**
- * Opens a converted model folder. An HF checkpoint folder or a big_vision `.npz` gets an
- * InputError telling the user to run `convert` first; so does a folder without all three graphs of
- * any precision.
+ * Opens a converted model folder. An HF checkpoint (folder or file) or a big_vision `.npz` is
+ * refused with NotConverted, another file or a folder without `onnx/` with NotAModelFolder, and a
+ * folder without all three graphs of any precision with MissingGraphs.
  */
 export async function openModelDir(path: string): Promise<ModelDir> {
   let stat: Deno.FileInfo;
@@ -89,29 +83,24 @@ export async function openModelDir(path: string): Promise<ModelDir> {
     throw describeFsError(err, path);
   }
   if (!stat.isDirectory) {
-    if (/\.(npz|npy)$/i.test(path)) throw convertHint(path, "a big_vision checkpoint");
-    if (/\.safetensors(\.index\.json)?$/i.test(path)) throw convertHint(path, "an HF checkpoint");
-    throw new InputError(`${path}: is a file; --model expects a converted model folder`);
+    if (/\.(npz|npy)$/i.test(path)) throw new NotConverted(path, "a big_vision checkpoint");
+    if (/\.safetensors(\.index\.json)?$/i.test(path)) {
+      throw new NotConverted(path, "an HF checkpoint");
+    }
+    throw new NotAModelFolder(path, "file");
   }
   const onnxDir = join(path, "onnx");
   const hasOnnx = fs.existsSync(onnxDir) && fs.statSync(onnxDir).isDirectory();
   if (!hasOnnx) {
     const hf = isFile(join(path, "model.safetensors")) ||
       isFile(join(path, "model.safetensors.index.json"));
-    if (hf) throw convertHint(path, "an HF checkpoint folder");
-    throw new InputError(
-      `${path}: no onnx/ folder; --model expects a folder written by 'pg convert'`,
-    );
+    if (hf) throw new NotConverted(path, "an HF checkpoint folder");
+    throw new NotAModelFolder(path, "no onnx folder");
   }
   const graph = (name: GraphName, dtype: Dtype) =>
     join(onnxDir, `${name}${DTYPE_SUFFIX[dtype]}.onnx`);
   const dtypes = DTYPES.filter((d) => GRAPHS.every((g) => isFile(graph(g, d))));
-  if (dtypes.length === 0) {
-    throw new InputError(
-      `${path}: onnx/ lacks a complete set of vision_encoder, embed_tokens and ` +
-        `decoder_model_merged graphs of any precision; re-run 'pg convert'`,
-    );
-  }
+  if (dtypes.length === 0) throw new MissingGraphs(path);
   const config = await readHfConfig(path);
   const tokenizer = ["tokenizer.json", "tokenizer.model"].map((f) => join(path, f)).find(isFile);
   if (tokenizer === undefined) {
@@ -124,12 +113,9 @@ export async function openModelDir(path: string): Promise<ModelDir> {
   return { path, config, dtypes, eosIds: [...eos], tokenizer, graph };
 }
 
-/** The precision to load: `wanted` when present, else the best one present. */
+/** The precision to load: `wanted` when present (else MissingPrecision), or the best present. */
 export function pickDtype(dir: ModelDir, wanted?: Dtype): Dtype {
   if (wanted === undefined) return dir.dtypes[0];
   if (dir.dtypes.includes(wanted)) return wanted;
-  throw new InputError(
-    `${dir.path}: has no ${wanted} graphs (present: ${dir.dtypes.join(", ")}); ` +
-      `convert with --dtype ${wanted} or pick another --dtype`,
-  );
+  throw new MissingPrecision(dir.path, wanted, dir.dtypes);
 }
