@@ -9,7 +9,21 @@ export {
   type LoadImageOptions,
   type RgbImage,
 } from "./load.ts";
-export { type PassOrder, resizeBicubic, type ResizeOptions, verticalFirst } from "./resize.ts";
-export { type PilFilter, resample, type ResampleOptions } from "./pil_resample.ts";
-export { pixelValue, toPixelValues } from "./normalize.ts";
+export {
+  type PassOrder,
+  resizeBicubic,
+  type ResizeOptions,
+  resizeRgb,
+  verticalFirst,
+} from "./resize.ts";
+export { PIL_FILTER_IDS, type PilFilter, resample, type ResampleOptions } from "./pil_resample.ts";
+export { pixelTables, pixelValue, toPixelValues } from "./normalize.ts";
+export {
+  DEFAULT_PREPROCESS,
+  type ModelInput,
+  parsePreprocessConfig,
+  type PreprocessConfig,
+  readPreprocessConfig,
+  UnsupportedPreprocessing,
+} from "./preprocess_config.ts";
 export { type PreprocessedImage, preprocessImage, type PreprocessOptions } from "./preprocess.ts";
