@@ -160,7 +160,12 @@ export const benchCommand: Command = {
         for (let i = 0; i < warmup + runs; i++) {
           const timed = i >= warmup;
           const job = [{ image, prompt }];
-          const opt = { maxTokens: tokens, eosIds: [], maxPixels: opts.maxPixels };
+          const opt = {
+            maxTokens: tokens,
+            eosIds: [],
+            maxPixels: opts.maxPixels,
+            preprocess: model.dir.preprocess,
+          };
           for await (const r of runJobs(model.backend, model.tokenizer, job, opt)) {
             const t = r.timings;
             const decodeTokensPerS = t.decode > 0 ? (r.tokens.length - 1) / (t.decode / 1000) : 0;

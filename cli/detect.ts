@@ -243,6 +243,7 @@ export async function runDetection(
         sampling: opts.sampling,
         seed: opts.seed,
         maxPixels: opts.maxPixels,
+        preprocess: model.dir.preprocess,
         keepRgb: spec.overlay !== undefined,
         withProbs: true,
         constrain: grammar && ((_i, ids, logits) => grammar.mask(ids, logits)),

@@ -78,6 +78,7 @@ export async function runAndPrint(
         sampling: args.sampling,
         seed: args.seed,
         maxPixels: args.maxPixels,
+        preprocess: model.dir.preprocess,
         onBatchStart: (indices) => {
           batchNo++;
           if (batches > 1) console.error(`${command}: batch ${batchNo}/${batches}`);

@@ -1,7 +1,7 @@
 /**
  * A converted model folder (the transformers.js layout `convert` writes): which precisions it
- * holds, its config and its stop ids. Checkpoints that still need converting are refused with a
- * typed error saying so (lib/backend/model_errors.ts).
+ * holds, its config, its image pre-processing and its stop ids. Checkpoints that still need
+ * converting are refused with a typed error saying so (lib/backend/model_errors.ts).
  * @module
  */
 
@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { readHfConfig } from "../checkpoint/hf.ts";
 import { describeFsError, InputError } from "../errors.ts";
+import { type PreprocessConfig, readPreprocessConfig } from "../image/preprocess_config.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
 import { type Precision, PRECISION_SUFFIX, PRECISIONS } from "../model/precision.ts";
 import { MissingGraphs, MissingPrecision, NotAModelFolder, NotConverted } from "./model_errors.ts";
@@ -34,6 +35,8 @@ export interface ModelDir {
   readonly path: string;
   /** Model configuration from config.json. */
   readonly config: PaliGemmaConfig;
+  /** Image pre-processing from preprocessor_config.json (HF PaliGemma's when it is absent). */
+  readonly preprocess: PreprocessConfig;
   /** Precisions whose three graphs are all present, best first. */
   readonly dtypes: readonly Dtype[];
   /** Every end-of-sequence id (config.json and generation_config.json together). */
@@ -72,8 +75,9 @@ function eosIdsIn(path: string): number[] {
 
 /**
  * Opens a converted model folder. An HF checkpoint (folder or file) or a big_vision `.npz` is
- * refused with NotConverted, another file or a folder without `onnx/` with NotAModelFolder, and a
- * folder without all three graphs of any precision with MissingGraphs.
+ * refused with NotConverted, another file or a folder without `onnx/` with NotAModelFolder, a
+ * folder without all three graphs of any precision with MissingGraphs, and a
+ * preprocessor_config.json the image path cannot honour with UnsupportedPreprocessing.
  */
 export async function openModelDir(path: string): Promise<ModelDir> {
   let stat: Deno.FileInfo;
@@ -102,6 +106,10 @@ export async function openModelDir(path: string): Promise<ModelDir> {
   const dtypes = DTYPES.filter((d) => GRAPHS.every((g) => isFile(graph(g, d))));
   if (dtypes.length === 0) throw new MissingGraphs(path);
   const config = await readHfConfig(path);
+  const preprocess = readPreprocessConfig(join(path, "preprocessor_config.json"), {
+    imageSize: config.vision.imageSize,
+    imageTokens: config.numImageTokens,
+  });
   const tokenizer = ["tokenizer.json", "tokenizer.model"].map((f) => join(path, f)).find(isFile);
   if (tokenizer === undefined) {
     throw new InputError(`${path}: no tokenizer.json or tokenizer.model in the model folder`);
@@ -110,7 +118,7 @@ export async function openModelDir(path: string): Promise<ModelDir> {
     ...(config.eosTokenIds ?? [config.eosTokenId]),
     ...eosIdsIn(join(path, "generation_config.json")),
   ]);
-  return { path, config, dtypes, eosIds: [...eos], tokenizer, graph };
+  return { path, config, preprocess, dtypes, eosIds: [...eos], tokenizer, graph };
 }
 
 /** The precision to load: `wanted` when present (else MissingPrecision), or the best present. */

@@ -7,6 +7,7 @@
 import type { Backend } from "../backend/backend.ts";
 import { InputError } from "../errors.ts";
 import { preprocessImage } from "../image/preprocess.ts";
+import type { PreprocessConfig } from "../image/preprocess_config.ts";
 import { batchPrompts } from "../prompt/batch.ts";
 import { buildPrompt } from "../prompt/build.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
@@ -82,6 +83,8 @@ export interface RunOptions {
   readonly maxPixels?: number;
   /** Keep each decoded original image and return it as `JobResult.rgb`. */
   readonly keepRgb?: boolean;
+  /** Image pre-processing (the model folder's `ModelDir.preprocess`; default HF PaliGemma's). */
+  readonly preprocess?: PreprocessConfig;
 }
 
 /** Runs `jobs` in order, `batchSize` at a time, yielding each result as its batch finishes. */
@@ -112,6 +115,7 @@ export async function* runJobs(
       const img = await preprocessImage(jobs[i].image, size, {
         maxPixels: opts.maxPixels,
         keepRgb: opts.keepRgb,
+        config: opts.preprocess,
       });
       pixels.set(img.pixelValues, r * 3 * size * size);
       originals.push({ width: img.width, height: img.height, rgb: img.rgb });
