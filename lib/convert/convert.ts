@@ -12,6 +12,7 @@ import {
   type Json,
   modelConfigJson,
   preprocessorConfigJson,
+  sourcePreprocessorJson,
 } from "./configs.ts";
 import { buildDecoderGraph } from "./decoder_graph.ts";
 import { buildEmbedGraph, EMBED } from "./embed_graph.ts";
@@ -102,6 +103,7 @@ export async function convertModel(
   const log = opts.log ?? (() => {});
   const limit = opts.externalDataBytes ?? EXTERNAL_DATA_BYTES;
   const suffix = PRECISION_SUFFIX[p];
+  const preprocessor = sourcePreprocessorJson(src.path, src.config);
   log(describeFormat(fmt));
   await Deno.mkdir(join(outDir, "onnx"), { recursive: true });
   const files: string[] = [];
@@ -158,7 +160,7 @@ export async function convertModel(
   const configs: [string, Json][] = [
     ["config.json", modelConfigJson(src.config, externalData)],
     ["generation_config.json", generationConfigJson(src.config)],
-    ["preprocessor_config.json", preprocessorConfigJson(src.config)],
+    ["preprocessor_config.json", preprocessorConfigJson(src.config, preprocessor)],
   ];
   for (const [name, json] of configs) {
     await Deno.writeTextFile(join(outDir, name), JSON.stringify(json, null, 2) + "\n");
