@@ -9,15 +9,9 @@ export {
   type LoadImageOptions,
   type RgbImage,
 } from "./load.ts";
-export {
-  type PassOrder,
-  resizeBicubic,
-  type ResizeOptions,
-  resizeRgb,
-  verticalFirst,
-} from "./resize.ts";
+export { type PassOrder, type ResizeOptions, resizeRgb, verticalFirst } from "./resize.ts";
 export { PIL_FILTER_IDS, type PilFilter, resample, type ResampleOptions } from "./pil_resample.ts";
-export { pixelTables, pixelValue, toPixelValues } from "./normalize.ts";
+export { pixelTables, toPixelValues } from "./normalize.ts";
 export {
   DEFAULT_PREPROCESS,
   type ModelInput,

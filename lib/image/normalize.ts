@@ -28,11 +28,6 @@ export function pixelTables(cfg: PreprocessConfig): readonly Float32Array[] {
 /** Tables of the default (HF PaliGemma) processing, computed once. */
 const DEFAULT_TABLES = pixelTables(DEFAULT_PREPROCESS);
 
-/** The float32 pixel value HF's PaliGemma processor gives a uint8 sample `v` (in [-1, 1]). */
-export function pixelValue(v: number): number {
-  return DEFAULT_TABLES[0][v];
-}
-
 /**
  * Converts an `size`×`size` HWC uint8 RGB image to CHW float32 pixel values (3·size·size of
  * them) under `cfg` (default: HF PaliGemma's, giving values in [-1, 1]).

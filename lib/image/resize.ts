@@ -9,7 +9,7 @@ import { type PassOrder, type PilFilter, resample, verticalFirst } from "./pil_r
 
 export { type PassOrder, verticalFirst };
 
-/** Options of {@link resizeRgb} and {@link resizeBicubic}. */
+/** Options of {@link resizeRgb}. */
 export interface ResizeOptions {
   /** Pass order (default `pillow13`); see `pil_resample.ts`. */
   readonly passOrder?: PassOrder;
@@ -33,16 +33,4 @@ export function resizeRgb(
     throw new RangeError(`resizeRgb: expected ${w * h * 3} bytes for ${w}x${h} RGB`);
   }
   return resample(rgb, w, h, outW, outH, filter, { channels: 3, passOrder: opts.passOrder });
-}
-
-/** {@link resizeRgb} with Pillow's BICUBIC, PaliGemma's filter (square when `outH` is absent). */
-export function resizeBicubic(
-  rgb: Uint8Array,
-  w: number,
-  h: number,
-  outW: number,
-  outH: number = outW,
-  opts: ResizeOptions = {},
-): Uint8Array {
-  return resizeRgb(rgb, w, h, outW, outH, "bicubic", opts);
 }

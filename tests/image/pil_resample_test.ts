@@ -7,7 +7,7 @@ import {
   resample,
   verticalFirst,
 } from "../../lib/image/pil_resample.ts";
-import { resizeBicubic } from "../../lib/image/resize.ts";
+import { resizeRgb } from "../../lib/image/resize.ts";
 
 const IMAGES = new URL("../fixtures/images/", import.meta.url).pathname;
 
@@ -57,7 +57,7 @@ Deno.test("resample: every channel of an interleaved image resizes as that chann
   }
 });
 
-Deno.test("resample: uint8 is within two levels of float; resizeBicubic is its RGB case", () => {
+Deno.test("resample: uint8 is within two levels of float; resizeRgb is its RGB case", () => {
   for (const [w, h, ow, oh] of SIZES) {
     const u8 = noise(w * h * 3, w + h);
     const f = resample(Float32Array.from(u8), w, h, ow, oh, "bicubic", { channels: 3 });
@@ -67,7 +67,7 @@ Deno.test("resample: uint8 is within two levels of float; resizeBicubic is its R
       const want = Math.min(255, Math.max(0, f[i]));
       assert.ok(Math.abs(q[i] - want) <= 2, `${w}x${h}->${ow}x${oh} @${i}: ${q[i]} vs ${f[i]}`);
     }
-    assert.deepEqual(resizeBicubic(u8, w, h, ow, oh), q);
+    assert.deepEqual(resizeRgb(u8, w, h, ow, oh, "bicubic"), q);
   }
   assert.throws(() => resample(new Uint8Array(5), 2, 2, 1, 1, "bilinear"), RangeError);
   assert.throws(() => resample(new Uint8Array(4), 2, 2, 0, 1, "bilinear"), RangeError);
