@@ -173,7 +173,12 @@ export const benchCommand: Command = {
         for (let i = 0; i < warmup + runs; i++) {
           const timed = i >= warmup;
           const job = [{ image, prompt }];
-          const opt = { maxTokens: tokens, eosIds: [], maxPixels: opts.maxPixels };
+          const opt = {
+            maxTokens: tokens,
+            eosIds: [],
+            maxPixels: opts.maxPixels,
+            preprocess: model.dir.preprocess,
+          };
           for await (const r of runJobs(model.backend, model.tokenizer, job, opt)) {
             if (isFailure(r)) throw r.error;
             const t = r.timings;

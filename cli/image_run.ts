@@ -234,6 +234,7 @@ export async function runImages(spec: ImageRunSpec): Promise<number> {
           sampling: spec.model.sampling,
           seed: spec.model.seed,
           maxPixels: spec.model.maxPixels,
+          preprocess: model.dir.preprocess,
           ...extra,
           onBatchStart: (indices) => {
             batchNo++;

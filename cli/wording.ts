@@ -4,12 +4,63 @@
  * @module
  */
 
+import {
+  MissingGraphs,
+  MissingPrecision,
+  NotAModelFolder,
+  NotConverted,
+  OutdatedGraph,
+} from "../lib/backend/model_errors.ts";
+import { CONVENTIONS, UnknownConvention } from "../lib/detect/convention.ts";
 import { ExitCode, PgError } from "../lib/errors.ts";
+import { ImageTooLarge } from "../lib/image/load.ts";
+import { EmptyPromptPart } from "../lib/prompt/tasks.ts";
+import { NoDecoderFile, NoMaskDecoder } from "../lib/vqvae/session.ts";
+
+/** The CLI's wording of a library error, or undefined when its own message says it all. */
+function cliWords(err: PgError): string | undefined {
+  if (err instanceof ImageTooLarge) {
+    return `${err.path}: image is ${err.width}x${err.height} = ${err.width * err.height} ` +
+      `pixels, more than the limit of ${err.limit}; raise it with --max-pixels`;
+  }
+  if (err instanceof NotConverted) {
+    return `${err.path}: is ${err.what}, not a converted model folder; run ` +
+      `'pg convert ${err.path} <dir>' first and pass --model <dir>`;
+  }
+  if (err instanceof NotAModelFolder) {
+    return err.reason === "file"
+      ? `${err.path}: is a file; --model expects a converted model folder`
+      : `${err.path}: no onnx/ folder; --model expects a folder written by 'pg convert'`;
+  }
+  if (err instanceof MissingGraphs) {
+    return `${err.path}: onnx/ lacks a complete set of vision_encoder, embed_tokens and ` +
+      `decoder_model_merged graphs of any precision; re-run 'pg convert'`;
+  }
+  if (err instanceof MissingPrecision) {
+    return `${err.path}: has no ${err.wanted} graphs (present: ${err.present.join(", ")}); ` +
+      `convert with --dtype ${err.wanted} or pick another --dtype`;
+  }
+  if (err instanceof OutdatedGraph) {
+    return `${err.graph}: missing input(s) ${err.missing.join(", ")}; re-run 'pg convert'`;
+  }
+  if (err instanceof NoDecoderFile) return `--vae ${err.path}: no such file`;
+  if (err instanceof NoMaskDecoder) {
+    return `${err.modelDir}: no vqvae_decoder.onnx in the model folder; run ` +
+      `'pg convert --vae-only vae-oid.npz ${err.modelDir}' or pass --vae vae-oid.npz`;
+  }
+  if (err instanceof UnknownConvention) {
+    return `--convention expects ${CONVENTIONS.join(" or ")}, got '${err.value}'`;
+  }
+  if (err instanceof EmptyPromptPart && err.part.endsWith(" language")) {
+    return `--lang must not be empty`;
+  }
+  return undefined;
+}
 
 /** The one-line message and exit code the CLI gives `err`. */
 export function errorLine(err: unknown): { message: string; exitCode: number; expected: boolean } {
   if (err instanceof PgError) {
-    return { message: err.message, exitCode: err.exitCode, expected: true };
+    return { message: cliWords(err) ?? err.message, exitCode: err.exitCode, expected: true };
   }
   if (err instanceof Deno.errors.NotCapable) {
     // Deno's sandbox refuses devices and /proc paths (e.g. /dev/stdin) to anything but --allow-all.

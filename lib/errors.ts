@@ -27,6 +27,19 @@ export class UsageError extends PgError {
   }
 }
 
+/**
+ * A value the caller handed the library that it cannot use (an unknown name, an empty prompt
+ * part): the caller's mistake, not a bad file, so exit 2 like a usage error. Its message names no
+ * command-line flag; the CLI words it with the flag the value came from (cli/wording.ts).
+ */
+export class InvalidValue extends PgError {
+  /** Creates an invalid-value error (exit 2). */
+  constructor(message: string) {
+    super(message, ExitCode.usage);
+    this.name = "InvalidValue";
+  }
+}
+
 /** A file, tensor or image that is missing, truncated or not what was expected (exit 3). */
 export class InputError extends PgError {
   /** Creates a bad-input error (exit 3). */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { expectedTensors } from "../lib/model/names.ts";
-import { tinyConfig } from "../lib/model/presets.ts";
+import { tinyConfig } from "./model/presets.ts";
 import { writeSyntheticBigVision, writeSyntheticHf } from "../lib/synthetic.ts";
 import { runPg } from "./helpers/cli.ts";
 

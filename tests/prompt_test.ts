@@ -1,23 +1,19 @@
 /**
  * Prompt assembly against the HF processor's outputs stored with the tiny models
  * (tests/fixtures/models/<model>/expected.safetensors, made by tests/reference/make_models.py),
- * the prefix-LM mask against big_vision's and HF's formulations, and the image pixel values.
+ * and the image pixel values.
  */
 import assert from "node:assert/strict";
 import { openSafetensors } from "../lib/checkpoint/safetensors.ts";
 import type { TensorStore } from "../lib/checkpoint/tensor.ts";
-import { UsageError } from "../lib/errors.ts";
 import { preprocessImage } from "../lib/image/mod.ts";
+import { EmptyPromptPart } from "../lib/prompt/tasks.ts";
 import {
-  additiveMask,
   answerPrefix,
-  batchPrefixLmMask,
   batchPrompts,
   buildPrompt,
   captionPrefix,
   detectPrefix,
-  FLOAT32_MIN,
-  prefixLmMask,
   segmentPrefix,
 } from "../lib/prompt/mod.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
@@ -121,9 +117,18 @@ Deno.test("task prefixes are spelled as the fixtures' prompts and refuse empty p
   assert.equal(detectPrefix(["rocket", "cloud"]), "detect rocket ; cloud");
   assert.equal(detectPrefix([" red car "]), "detect red car");
   assert.equal(segmentPrefix("cat"), "segment cat");
-  assert.throws(() => detectPrefix([]), UsageError);
-  assert.throws(() => detectPrefix(["cat", " "]), UsageError);
-  assert.throws(() => answerPrefix(""), UsageError);
+  const refused = (f: () => unknown, part: string, message: RegExp) =>
+    assert.throws(f, (e: unknown) => {
+      assert.ok(e instanceof EmptyPromptPart, String(e));
+      assert.equal(e.exitCode, 2);
+      assert.equal(e.part, part);
+      assert.match(e.message, message);
+      return true;
+    });
+  refused(() => detectPrefix([]), "object names", /^detect needs at least one object name$/);
+  refused(() => detectPrefix(["cat", " "]), "object name", /^object name must not be empty$/);
+  refused(() => answerPrefix(""), "question", /^question must not be empty$/);
+  refused(() => captionPrefix(" "), "caption language", /^caption language must not be empty$/);
 });
 
 /** A character-level tokenizer: enough to check the layout around the text ids. */
@@ -160,55 +165,4 @@ Deno.test("a suffix follows the prefix with <eos>, token type 1 and 1-based posi
   const seen: string[] = [];
   buildPrompt({ ...tok, encode: (t) => (seen.push(t), []) }, 1, "caption en", "a cat");
   assert.deepEqual(seen, ["caption en\n", "a cat"]);
-});
-
-/** big_vision's `make_attn_mask`: cumsum(mask_ar) comparison, and both tokens real. */
-function bigVisionMask(ar: number[], real: number[], i: number, j: number): boolean {
-  const cum = (k: number) => ar.slice(0, k + 1).reduce((a, b) => a + b, 0);
-  return cum(j) <= cum(i) && real[j] === 1;
-}
-
-/** HF's training mask: causal, then token-type-0 key columns un-masked, padding columns masked. */
-function hfMask(tt: number[], real: number[], i: number, j: number): boolean {
-  return (j <= i || tt[j] === 0) && real[j] === 1;
-}
-
-Deno.test("prefix-LM mask: full over image+prefix, causal over the suffix, padding masked", () => {
-  const tok = fakeTokenizer();
-  const rows = [
-    buildPrompt(tok, 2, "a", "bcd"),
-    buildPrompt(tok, 2, "hello"),
-    buildPrompt(tok, 2, ""),
-  ];
-  const batch = batchPrompts(rows, tok.padId);
-  const n = batch.length;
-  const masks = batchPrefixLmMask(batch);
-  let allowed = 0;
-  for (let r = 0; r < batch.batchSize; r++) {
-    const tt = Array.from(batch.tokenTypeIds.subarray(r * n, (r + 1) * n));
-    const real = Array.from(batch.attentionMask.subarray(r * n, (r + 1) * n));
-    for (let i = 0; i < n; i++) {
-      if (real[i] === 0) continue; // padding query rows are never read
-      for (let j = 0; j < n; j++) {
-        const got = masks[r * n * n + i * n + j] === 1;
-        assert.equal(got, bigVisionMask(tt, real, i, j), `row ${r} (${i},${j}) vs big_vision`);
-        assert.equal(got, hfMask(tt, real, i, j), `row ${r} (${i},${j}) vs HF`);
-        if (got) allowed++;
-      }
-    }
-  }
-  // Row 0 has 2 image + bos + "a\n" (5 prefix) + "bcd" + eos (4 suffix): a prefix query sees 5
-  // keys, the last suffix token sees all 9.
-  const row0 = prefixLmMask(rows[0].tokenTypeIds);
-  assert.equal(row0.subarray(0, 9).reduce((a, b) => a + b, 0), 5);
-  assert.equal(row0.subarray(8 * 9, 9 * 9).reduce((a, b) => a + b, 0), 9);
-  assert.ok(allowed > 0);
-  // Padding rows of the batch still have at least one allowed key (no all-masked softmax row).
-  for (let q = 0; q < batch.batchSize * n; q++) {
-    assert.ok(masks.subarray(q * n, (q + 1) * n).some((v) => v === 1), `row ${q}`);
-  }
-  const add = additiveMask(row0);
-  assert.equal(add[0], 0);
-  assert.equal(add[5], Math.fround(FLOAT32_MIN));
-  assert.ok(Number.isFinite(add[5]));
 });

@@ -1,7 +1,7 @@
 /**
  * A converted model folder (the transformers.js layout `convert` writes): which precisions it
- * holds, its config and its stop ids. Checkpoints that still need converting are refused with a
- * message saying so.
+ * holds, its config, its image pre-processing and its stop ids. Checkpoints that still need
+ * converting are refused with a typed error saying so (lib/backend/model_errors.ts).
  * @module
  */
 
@@ -9,8 +9,10 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { readHfConfig } from "../checkpoint/hf.ts";
 import { describeFsError, InputError } from "../errors.ts";
+import { type PreprocessConfig, readPreprocessConfig } from "../image/preprocess_config.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
 import { type Precision, PRECISION_SUFFIX, PRECISIONS } from "../model/precision.ts";
+import { MissingGraphs, MissingPrecision, NotAModelFolder, NotConverted } from "./model_errors.ts";
 
 /** Weight precisions a model folder can hold, best (most accurate) first. */
 export const DTYPES = PRECISIONS;
@@ -33,6 +35,8 @@ export interface ModelDir {
   readonly path: string;
   /** Model configuration from config.json. */
   readonly config: PaliGemmaConfig;
+  /** Image pre-processing from preprocessor_config.json (HF PaliGemma's when it is absent). */
+  readonly preprocess: PreprocessConfig;
   /** Precisions whose three graphs are all present, best first. */
   readonly dtypes: readonly Dtype[];
   /** Every end-of-sequence id (config.json and generation_config.json together). */
@@ -49,13 +53,6 @@ function isFile(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-function convertHint(path: string, what: string): InputError {
-  return new InputError(
-    `${path}: is ${what}, not a converted model folder; run 'pg convert ${path} <dir>' first ` +
-      `and pass --model <dir>`,
-  );
 }
 
 /** Ids listed under `eos_token_id` of a JSON file, or [] when the file or key is absent. */
@@ -77,9 +74,10 @@ function eosIdsIn(path: string): number[] {
 }
 
 /**
- * Opens a converted model folder. An HF checkpoint folder or a big_vision `.npz` gets an
- * InputError telling the user to run `convert` first; so does a folder without all three graphs of
- * any precision.
+ * Opens a converted model folder. An HF checkpoint (folder or file) or a big_vision `.npz` is
+ * refused with NotConverted, another file or a folder without `onnx/` with NotAModelFolder, a
+ * folder without all three graphs of any precision with MissingGraphs, and a
+ * preprocessor_config.json the image path cannot honour with UnsupportedPreprocessing.
  */
 export async function openModelDir(path: string): Promise<ModelDir> {
   let stat: Deno.FileInfo;
@@ -89,30 +87,29 @@ export async function openModelDir(path: string): Promise<ModelDir> {
     throw describeFsError(err, path);
   }
   if (!stat.isDirectory) {
-    if (/\.(npz|npy)$/i.test(path)) throw convertHint(path, "a big_vision checkpoint");
-    if (/\.safetensors(\.index\.json)?$/i.test(path)) throw convertHint(path, "an HF checkpoint");
-    throw new InputError(`${path}: is a file; --model expects a converted model folder`);
+    if (/\.(npz|npy)$/i.test(path)) throw new NotConverted(path, "a big_vision checkpoint");
+    if (/\.safetensors(\.index\.json)?$/i.test(path)) {
+      throw new NotConverted(path, "an HF checkpoint");
+    }
+    throw new NotAModelFolder(path, "file");
   }
   const onnxDir = join(path, "onnx");
   const hasOnnx = fs.existsSync(onnxDir) && fs.statSync(onnxDir).isDirectory();
   if (!hasOnnx) {
     const hf = isFile(join(path, "model.safetensors")) ||
       isFile(join(path, "model.safetensors.index.json"));
-    if (hf) throw convertHint(path, "an HF checkpoint folder");
-    throw new InputError(
-      `${path}: no onnx/ folder; --model expects a folder written by 'pg convert'`,
-    );
+    if (hf) throw new NotConverted(path, "an HF checkpoint folder");
+    throw new NotAModelFolder(path, "no onnx folder");
   }
   const graph = (name: GraphName, dtype: Dtype) =>
     join(onnxDir, `${name}${DTYPE_SUFFIX[dtype]}.onnx`);
   const dtypes = DTYPES.filter((d) => GRAPHS.every((g) => isFile(graph(g, d))));
-  if (dtypes.length === 0) {
-    throw new InputError(
-      `${path}: onnx/ lacks a complete set of vision_encoder, embed_tokens and ` +
-        `decoder_model_merged graphs of any precision; re-run 'pg convert'`,
-    );
-  }
+  if (dtypes.length === 0) throw new MissingGraphs(path);
   const config = await readHfConfig(path);
+  const preprocess = readPreprocessConfig(join(path, "preprocessor_config.json"), {
+    imageSize: config.vision.imageSize,
+    imageTokens: config.numImageTokens,
+  });
   const tokenizer = ["tokenizer.json", "tokenizer.model"].map((f) => join(path, f)).find(isFile);
   if (tokenizer === undefined) {
     throw new InputError(`${path}: no tokenizer.json or tokenizer.model in the model folder`);
@@ -121,15 +118,12 @@ export async function openModelDir(path: string): Promise<ModelDir> {
     ...(config.eosTokenIds ?? [config.eosTokenId]),
     ...eosIdsIn(join(path, "generation_config.json")),
   ]);
-  return { path, config, dtypes, eosIds: [...eos], tokenizer, graph };
+  return { path, config, preprocess, dtypes, eosIds: [...eos], tokenizer, graph };
 }
 
-/** The precision to load: `wanted` when present, else the best one present. */
+/** The precision to load: `wanted` when present (else MissingPrecision), or the best present. */
 export function pickDtype(dir: ModelDir, wanted?: Dtype): Dtype {
   if (wanted === undefined) return dir.dtypes[0];
   if (dir.dtypes.includes(wanted)) return wanted;
-  throw new InputError(
-    `${dir.path}: has no ${wanted} graphs (present: ${dir.dtypes.join(", ")}); ` +
-      `convert with --dtype ${wanted} or pick another --dtype`,
-  );
+  throw new MissingPrecision(dir.path, wanted, dir.dtypes);
 }

@@ -18,6 +18,7 @@ import type {
   StepOutput,
 } from "./backend.ts";
 import { type Dtype, type GraphName, type ModelDir, pickDtype } from "./model_dir.ts";
+import { OutdatedGraph } from "./model_errors.ts";
 
 /** Options of `OnnxBackend.load`. */
 export interface OnnxBackendOptions {
@@ -78,9 +79,7 @@ export class OnnxBackend implements Backend {
     ];
     const missing = need.filter((n) => !decoder.inputNames.includes(n));
     if (missing.length > 0) {
-      throw new InputError(
-        `decoder_model_merged: missing input(s) ${missing.join(", ")}; re-run 'pg convert'`,
-      );
+      throw new OutdatedGraph("decoder_model_merged", missing);
     }
   }
 

@@ -1,10 +1,14 @@
 /**
  * The JSON files of a converted model folder: config.json (HF PaliGemma layout plus
  * `text_config.head_dim`, `num_image_tokens` and transformers.js settings), generation_config.json
- * and preprocessor_config.json.
+ * and preprocessor_config.json (the HF source folder's values over PaliGemma's defaults).
  * @module
  */
 
+import * as fs from "node:fs";
+import { dirname, join } from "node:path";
+import { InputError } from "../errors.ts";
+import { parsePreprocessConfig } from "../image/preprocess_config.ts";
 import { type PaliGemmaConfig, toHfConfigJson } from "../model/config.ts";
 
 /** JSON object type. */
@@ -49,10 +53,14 @@ export function generationConfigJson(cfg: PaliGemmaConfig): Json {
   };
 }
 
-/** preprocessor_config.json for SiglipImageProcessor as PaliGemma uses it. */
-export function preprocessorConfigJson(cfg: PaliGemmaConfig): Json {
+/**
+ * preprocessor_config.json for SiglipImageProcessor as PaliGemma uses it, with the fields of
+ * `source` (the HF source folder's file, see {@link sourcePreprocessorJson}) replacing the
+ * defaults.
+ */
+export function preprocessorConfigJson(cfg: PaliGemmaConfig, source: Json = {}): Json {
   const s = cfg.vision.imageSize;
-  return {
+  const defaults: Json = {
     processor_class: "PaliGemmaProcessor",
     image_processor_type: "SiglipImageProcessor",
     do_convert_rgb: true,
@@ -66,4 +74,35 @@ export function preprocessorConfigJson(cfg: PaliGemmaConfig): Json {
     image_std: [0.5, 0.5, 0.5],
     image_seq_length: cfg.numImageTokens,
   };
+  return { ...defaults, ...source };
+}
+
+/**
+ * The preprocessor_config.json of an HF source (a folder, or a `.safetensors` / index file inside
+ * one) when it has one, checked to be one the runtime can honour for `cfg` (else
+ * UnsupportedPreprocessing naming the file, before any conversion work); undefined for other
+ * sources (a big_vision `.npz` carries none).
+ */
+export function sourcePreprocessorJson(srcPath: string, cfg: PaliGemmaConfig): Json | undefined {
+  let dir: string;
+  try {
+    if (fs.statSync(srcPath).isDirectory()) dir = srcPath;
+    else if (/\.safetensors(\.index\.json)?$/i.test(srcPath)) dir = dirname(srcPath);
+    else return undefined;
+  } catch {
+    return undefined;
+  }
+  const path = join(dir, "preprocessor_config.json");
+  if (!fs.existsSync(path)) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new InputError(`${path}: not valid JSON (${(err as Error).message.split("\n")[0]})`);
+  }
+  parsePreprocessConfig(json, path, {
+    imageSize: cfg.vision.imageSize,
+    imageTokens: cfg.numImageTokens,
+  });
+  return json as Json;
 }

@@ -13,6 +13,7 @@ import {
   type Json,
   modelConfigJson,
   preprocessorConfigJson,
+  sourcePreprocessorJson,
 } from "./configs.ts";
 import { buildDecoderGraph } from "./decoder_graph.ts";
 import { buildEmbedGraph, EMBED } from "./embed_graph.ts";
@@ -116,6 +117,7 @@ export async function convertModel(
   const log = opts.log ?? (() => {});
   const limit = opts.externalDataBytes ?? EXTERNAL_DATA_BYTES;
   const suffix = PRECISION_SUFFIX[p];
+  const preprocessor = sourcePreprocessorJson(src.path, src.config);
   log(describeFormat(fmt));
   try {
     await Deno.mkdir(join(outDir, "onnx"), { recursive: true });
@@ -176,7 +178,7 @@ export async function convertModel(
   const configs: [string, Json][] = [
     ["config.json", modelConfigJson(src.config, externalData)],
     ["generation_config.json", generationConfigJson(src.config)],
-    ["preprocessor_config.json", preprocessorConfigJson(src.config)],
+    ["preprocessor_config.json", preprocessorConfigJson(src.config, preprocessor)],
   ];
   for (const [name, json] of configs) {
     try {

@@ -91,7 +91,6 @@ export function defaultQuant(bits: QuantBits): QuantOptions {
     bits: b,
     blockSize,
     asymmetric: b === 4,
-    search: false,
   });
   return {
     vision: "fp16",

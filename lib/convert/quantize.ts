@@ -2,8 +2,9 @@
  * Block quantisation of weight rows in the MatMulNBits layout of ONNX Runtime (`B` [N, blocks,
  * blockSize * bits / 8], one float scale per block, and either the implicit zero point
  * 2^(bits-1) (symmetric) or one stored zero point per block (asymmetric)). The same layout is
- * used for quantised embedding tables. Scales are chosen per block by a small search minimising
- * the squared rounding error.
+ * used for quantised embedding tables. Each block's scale comes from its range: symmetric blocks
+ * map the larger magnitude to the end of the code range on its side, asymmetric ones their
+ * min/max (0 included) to the whole code range.
  * @module
  */
 
@@ -18,8 +19,6 @@ export interface QuantScheme {
   readonly blockSize: number;
   /** Stored zero point per block (min/max range) instead of the implicit 2^(bits-1). */
   readonly asymmetric: boolean;
-  /** Search the scale minimising the squared error (else plain max|x| or min/max). */
-  readonly search: boolean;
 }
 
 /** Quantised rows: packed codes, one scale and (asymmetric only) one zero point per block. */
@@ -35,30 +34,6 @@ export interface QuantizedRows {
 /** Number of blocks of `blockSize` covering `k` columns (the last one zero-padded). */
 export function blockCount(k: number, blockSize: number): number {
   return Math.ceil(k / blockSize);
-}
-
-/** Fractions of the full range tried by the scale search. */
-const SHRINK = [1, 0.97, 0.94, 0.91, 0.88, 0.85, 0.82, 0.79, 0.76, 0.72, 0.68];
-
-/** Squared error of quantising `x[start, start+len)` with `scale` and zero point `zero`. */
-function blockError(
-  x: Float32Array,
-  start: number,
-  len: number,
-  scale: number,
-  zero: number,
-  top: number,
-): number {
-  const inv = 1 / scale;
-  let err = 0;
-  for (let i = 0; i < len; i++) {
-    const v = x[start + i];
-    let q = Math.round(v * inv) + zero;
-    q = q < 0 ? 0 : q > top ? top : q;
-    const d = v - (q - zero) * scale;
-    err += d * d;
-  }
-  return err;
 }
 
 /** Scale and zero point of one block under `s` (the zero point is 2^(bits-1) when symmetric). */
@@ -78,33 +53,12 @@ function blockParams(
     if (v > hi) hi = v;
   }
   if (lo === 0 && hi === 0) return [0, s.asymmetric ? 0 : mid];
-  const candidate = (f: number): [number, number] => {
-    if (s.asymmetric) {
-      const scale = Math.fround(((hi - lo) * f) / top);
-      return [scale, Math.max(0, Math.min(top, Math.round((-lo * f) / scale)))];
-    }
-    // The larger magnitude maps to the end of the code range on its side (-2^(b-1) or 2^(b-1)-1).
-    const scale = -lo > hi ? -lo * f / mid : hi * f / (mid - 1);
-    return [Math.fround(scale), mid];
-  };
-  if (!s.search) return candidate(1);
-  let best = candidate(1);
-  let bestErr = blockError(x, start, len, best[0], best[1], top);
-  for (let i = 1; i < SHRINK.length; i++) {
-    const c = candidate(SHRINK[i]);
-    const e = blockError(x, start, len, c[0], c[1], top);
-    if (e < bestErr) [best, bestErr] = [c, e];
+  if (s.asymmetric) {
+    const scale = Math.fround((hi - lo) / top);
+    return [scale, Math.max(0, Math.min(top, Math.round(-lo / scale)))];
   }
-  // Symmetric: also try the other side's mapping (magnitude to 2^(b-1) - 1 or -2^(b-1)).
-  if (!s.asymmetric) {
-    const amax = Math.max(-lo, hi);
-    for (const div of [mid - 1, mid, mid + 0.5]) {
-      const scale = Math.fround(amax / div);
-      const e = blockError(x, start, len, scale, mid, top);
-      if (e < bestErr) [best, bestErr] = [[scale, mid], e];
-    }
-  }
-  return best;
+  // The larger magnitude maps to the end of the code range on its side (-2^(b-1) or 2^(b-1)-1).
+  return [Math.fround(-lo > hi ? -lo / mid : hi / (mid - 1)), mid];
 }
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { UsageError } from "../errors.ts";
+import { InvalidValue } from "../errors.ts";
 
 /** Which reference's rules map tokens to pixels. */
 export type Convention = "big_vision" | "hf-demo";
@@ -33,11 +33,20 @@ export interface PlacedBox {
   readonly normalized: Box;
 }
 
-/** Checks a `--convention` value. */
+/** A convention name that is not one of {@link CONVENTIONS}. */
+export class UnknownConvention extends InvalidValue {
+  /** Creates the error for the name `value`. */
+  constructor(readonly value: string) {
+    super(`unknown box convention '${value}' (expected ${CONVENTIONS.join(" or ")})`);
+    this.name = "UnknownConvention";
+  }
+}
+
+/** The convention named `value` (default `big_vision`); UnknownConvention for other names. */
 export function parseConvention(value: string | undefined): Convention {
   if (value === undefined) return "big_vision";
   if ((CONVENTIONS as readonly string[]).includes(value)) return value as Convention;
-  throw new UsageError(`--convention expects big_vision or hf-demo, got '${value}'`);
+  throw new UnknownConvention(value);
 }
 
 /** Python's `round()` of a float: nearest integer, ties to even. */

@@ -7,6 +7,7 @@
 import type { Backend } from "../backend/backend.ts";
 import { InputError } from "../errors.ts";
 import { type PreprocessedImage, preprocessImage } from "../image/preprocess.ts";
+import type { PreprocessConfig } from "../image/preprocess_config.ts";
 import { batchPrompts } from "../prompt/batch.ts";
 import { buildPrompt, type PromptInput } from "../prompt/build.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
@@ -105,6 +106,8 @@ export interface RunOptions {
   readonly maxPixels?: number;
   /** Keep each decoded original image and return it as `JobResult.rgb`. */
   readonly keepRgb?: boolean;
+  /** Image pre-processing (the model folder's `ModelDir.preprocess`; default HF PaliGemma's). */
+  readonly preprocess?: PreprocessConfig;
 }
 
 /** Tokens a prompt of `promptLength` tokens leaves for generation in `backend`'s context. */
@@ -146,6 +149,7 @@ export async function* runJobs(
         const img = await preprocessImage(jobs[i].image, size, {
           maxPixels: opts.maxPixels,
           keepRgb: opts.keepRgb,
+          config: opts.preprocess,
         });
         loaded.push({ index: i, img, ms: performance.now() - t });
       } catch (err) {

@@ -43,14 +43,26 @@ interface Header {
   readonly space: string;
 }
 
+/** An image whose (header-stated) size exceeds the pixel limit, refused before decoding. */
+export class ImageTooLarge extends InputError {
+  /** `limit`: the most pixels allowed (`LoadImageOptions.maxPixels`). */
+  constructor(
+    readonly path: string,
+    readonly width: number,
+    readonly height: number,
+    readonly limit: number,
+  ) {
+    super(
+      `${path}: image is ${width}x${height} = ${width * height} pixels, more than the limit of ` +
+        `${limit}`,
+    );
+    this.name = "ImageTooLarge";
+  }
+}
+
 /** Refuses an image whose stated size exceeds `maxPixels`. */
 function checkPixels(path: string, width: number, height: number, maxPixels: number): void {
-  const pixels = width * height;
-  if (pixels <= maxPixels) return;
-  throw new InputError(
-    `${path}: image is ${width}x${height} = ${pixels} pixels, more than the limit of ` +
-      `${maxPixels}; raise it with --max-pixels`,
-  );
+  if (width * height > maxPixels) throw new ImageTooLarge(path, width, height, maxPixels);
 }
 
 /** Loads sharp's view of the header; any failure means the bytes are not an image we can read. */
@@ -226,8 +238,9 @@ async function decode(path: string, header: Header): Promise<Samples> {
 
 /**
  * Decodes an image file (JPEG, PNG, WebP, GIF first frame, TIFF first page, AVIF) to 8-bit RGB.
- * Throws InputError naming the file for directories, non-images, truncated or corrupt data and
- * images whose header claims more than `maxPixels` pixels (checked before decoding).
+ * Throws InputError naming the file for directories, non-images, truncated or corrupt data, and
+ * ImageTooLarge for images whose header claims more than `maxPixels` pixels (checked before
+ * decoding).
  */
 export async function loadImage(path: string, opts: LoadImageOptions = {}): Promise<RgbImage> {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;

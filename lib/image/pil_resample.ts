@@ -1,6 +1,7 @@
 /**
  * Pillow's `Image.resize` reproduced, for any channel count, as one core shared by the image
- * processor (uint8 RGB, bicubic) and the mask paste (float and uint8 masks, bilinear or bicubic):
+ * processor (uint8 RGB; bicubic unless preprocessor_config.json names another of Pillow's
+ * convolution filters) and the mask paste (float and uint8 masks, bilinear or bicubic):
  * a separable convolution whose filter support is widened by the scale when shrinking, weights
  * normalised to sum 1, then either float accumulation in doubles stored as float32 (mode `F`) or
  * 22-bit fixed-point weights with integer accumulation, rounding and clipping to uint8 after each
@@ -10,8 +11,17 @@
  * @module
  */
 
-/** A Pillow resampling filter. */
-export type PilFilter = "bilinear" | "bicubic";
+/** A Pillow resampling filter (its convolution filters; NEAREST is a different algorithm). */
+export type PilFilter = "box" | "bilinear" | "hamming" | "bicubic" | "lanczos";
+
+/** Pillow's id of each filter (`Image.Resampling`, and `resample` in preprocessor_config.json). */
+export const PIL_FILTER_IDS: Readonly<Record<PilFilter, number>> = {
+  lanczos: 1,
+  bilinear: 2,
+  bicubic: 3,
+  box: 4,
+  hamming: 5,
+};
 
 /** Which pass runs first when both dimensions change. */
 export type PassOrder = "pillow13" | "horizontal-first";
@@ -37,9 +47,38 @@ function bilinear(x: number): number {
   return x < 1 ? 1 - x : 0;
 }
 
+/** The box kernel, 1 on (-0.5, 0.5]. */
+function box(x: number): number {
+  return x > -0.5 && x <= 0.5 ? 1 : 0;
+}
+
+/** sin(πx)/(πx). */
+function sinc(x: number): number {
+  if (x === 0) return 1;
+  x *= Math.PI;
+  return Math.sin(x) / x;
+}
+
+/** sinc windowed by a Hamming window over [-1, 1]. */
+function hamming(x: number): number {
+  if (x < 0) x = -x;
+  if (x === 0) return 1;
+  if (x >= 1) return 0;
+  x *= Math.PI;
+  return Math.sin(x) / x * (0.54 + 0.46 * Math.cos(x));
+}
+
+/** Lanczos-3: sinc windowed by sinc(x/3) over [-3, 3). */
+function lanczos(x: number): number {
+  return x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0;
+}
+
 const KERNELS: Readonly<Record<PilFilter, Kernel>> = {
+  box: { support: 0.5, fn: box },
   bilinear: { support: 1, fn: bilinear },
+  hamming: { support: 1, fn: hamming },
   bicubic: { support: 2, fn: bicubic },
+  lanczos: { support: 3, fn: lanczos },
 };
 
 /** Fixed-point fraction bits of 8-bit weights (32 bits minus 8 for the sample minus 2 spare). */

@@ -1,15 +1,17 @@
 /**
- * The whole image path of the HF PaliGemma processor: load, resize to S×S with PIL's bicubic,
- * rescale and normalise to CHW float32.
+ * The whole image path of the HF PaliGemma processor: load, resize to S×S with Pillow's filter
+ * (bicubic by default), rescale and normalise to CHW float32, as a model folder's
+ * preprocessor_config.json states (lib/image/preprocess_config.ts).
  * @module
  */
 import { loadImage, type LoadImageOptions } from "./load.ts";
 import { toPixelValues } from "./normalize.ts";
-import { resizeBicubic } from "./resize.ts";
+import { DEFAULT_PREPROCESS, type PreprocessConfig } from "./preprocess_config.ts";
+import { resizeRgb } from "./resize.ts";
 
 /** The model input for one image plus the original size (needed to map boxes back). */
 export interface PreprocessedImage {
-  /** CHW float32 pixel values in [-1, 1], `3 * size * size` of them. */
+  /** CHW float32 pixel values (in [-1, 1] by default), `3 * size * size` of them. */
   readonly pixelValues: Float32Array;
   /** The square side the image was resized to. */
   readonly size: number;
@@ -25,6 +27,8 @@ export interface PreprocessedImage {
 export interface PreprocessOptions extends LoadImageOptions {
   /** Also return the decoded full-size RGB (e.g. to draw an overlay without decoding again). */
   readonly keepRgb?: boolean;
+  /** Resize filter, rescaling and normalisation (default: HF PaliGemma's, DEFAULT_PREPROCESS). */
+  readonly config?: PreprocessConfig;
 }
 
 /** Loads `path` and turns it into `size`×`size` pixel values as the HF processor does. */
@@ -34,9 +38,10 @@ export async function preprocessImage(
   opts: PreprocessOptions = {},
 ): Promise<PreprocessedImage> {
   const img = await loadImage(path, opts);
-  const resized = resizeBicubic(img.rgb, img.width, img.height, size, size);
+  const cfg = opts.config ?? DEFAULT_PREPROCESS;
+  const resized = resizeRgb(img.rgb, img.width, img.height, size, size, cfg.resample);
   return {
-    pixelValues: toPixelValues(resized, size),
+    pixelValues: toPixelValues(resized, size, cfg),
     size,
     width: img.width,
     height: img.height,

@@ -1,6 +1,6 @@
 /**
  * The model configuration every part of the library shares. Readers (HF config.json, big_vision
- * shape inference, presets) produce it; graph builders and backends consume it.
+ * shape inference) produce it; graph builders and backends consume it.
  * @module
  */
 

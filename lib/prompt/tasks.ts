@@ -3,12 +3,33 @@
  * are, without going through these helpers.
  * @module
  */
-import { UsageError } from "../errors.ts";
+import { InvalidValue } from "../errors.ts";
 
-/** Trims `value` and refuses it when empty, naming the flag/argument it came from. */
-function required(value: string, what: string): string {
+/** A part of a task prompt. */
+export type PromptPart =
+  | "caption language"
+  | "answer language"
+  | "question"
+  | "object name"
+  | "object names";
+
+/** A prompt part that is empty (after trimming), or `detect` given no object names at all. */
+export class EmptyPromptPart extends InvalidValue {
+  /** Creates the error for `part` ("object names": the list itself is empty). */
+  constructor(readonly part: PromptPart) {
+    super(
+      part === "object names"
+        ? "detect needs at least one object name"
+        : `${part} must not be empty`,
+    );
+    this.name = "EmptyPromptPart";
+  }
+}
+
+/** Trims `value` and refuses it when empty, naming the prompt part. */
+function required(value: string, part: PromptPart): string {
   const v = value.trim();
-  if (v === "") throw new UsageError(`${what} must not be empty`);
+  if (v === "") throw new EmptyPromptPart(part);
   return v;
 }
 
@@ -24,7 +45,7 @@ export function answerPrefix(question: string, lang = "en"): string {
 
 /** `detect {a} ; {b} ; …` for one or more object names. */
 export function detectPrefix(objects: readonly string[]): string {
-  if (objects.length === 0) throw new UsageError("detect needs at least one object name");
+  if (objects.length === 0) throw new EmptyPromptPart("object names");
   return `detect ${objects.map((o) => required(o, "object name")).join(" ; ")}`;
 }
 

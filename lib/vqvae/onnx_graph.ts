@@ -1,7 +1,8 @@
 /**
  * Writes `vqvae_decoder.onnx`: input `codes` int64 [batch, 16] → output `masks` float32
- * [batch, 64, 64], the same maths as lib/vqvae/cpu.ts (Gather, Reshape, Transpose, Conv,
- * ConvTranspose, Relu, Add). Weights are stored inline (about 3 MB); written atomically.
+ * [batch, 64, 64], the same maths as the tests' reference tests/vqvae/cpu_reference.ts (Gather,
+ * Reshape, Transpose, Conv, ConvTranspose, Relu, Add). Weights are stored inline (about 3 MB);
+ * written atomically.
  * @module
  */
 

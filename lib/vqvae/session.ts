@@ -1,7 +1,7 @@
 /**
- * Mask decoding for the commands, always through ONNX Runtime: `vqvae_decoder.onnx`, or (`--vae`
- * with an npz) the same graph built from `vae-oid.npz` on the fly. Gives 64×64 float masks for
- * 16-code sequences. (lib/vqvae/cpu.ts, the TypeScript decoder, is the tests' reference.)
+ * Mask decoding for the commands, always through ONNX Runtime: `vqvae_decoder.onnx`, or (a decoder
+ * file given as an npz) the same graph built from `vae-oid.npz` on the fly. Gives 64×64 float masks for
+ * 16-code sequences. (tests/vqvae/cpu_reference.ts, a TypeScript decoder, is the tests' reference.)
  * @module
  */
 
@@ -73,28 +73,44 @@ export class OnnxMaskDecoder implements MaskDecoder {
   }
 }
 
+/** A VQ-VAE decoder file given explicitly that does not exist. */
+export class NoDecoderFile extends InputError {
+  /** Creates the error for the missing `path`. */
+  constructor(readonly path: string) {
+    super(`${path}: no such VQ-VAE decoder file`);
+    this.name = "NoDecoderFile";
+  }
+}
+
+/** A model folder without `vqvae_decoder.onnx`, when no decoder file was given. */
+export class NoMaskDecoder extends InputError {
+  /** Creates the error for the model folder `modelDir`. */
+  constructor(readonly modelDir: string) {
+    super(
+      `${modelDir}: no ${VQVAE_ONNX} in the model folder; convert vae-oid.npz into it ` +
+        `or give a decoder file`,
+    );
+    this.name = "NoMaskDecoder";
+  }
+}
+
 function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split("\n")[0];
 }
 
 /**
- * The decoder for `segment`: `--vae FILE` (a `.onnx` graph, or a `.npz` whose graph is built on
- * the fly), else
- * `vqvae_decoder.onnx` in the model folder; a clear error when neither exists.
+ * The decoder for `segment`: the file `vae` when given (a `.onnx` graph, or a `.npz` whose graph
+ * is built on the fly; NoDecoderFile when missing), else `vqvae_decoder.onnx` in the model folder
+ * (NoMaskDecoder when missing).
  */
 export async function openMaskDecoder(modelDir: string, vae?: string): Promise<MaskDecoder> {
   if (vae !== undefined) {
-    if (!fs.existsSync(vae)) throw new InputError(`--vae ${vae}: no such file`);
+    if (!fs.existsSync(vae)) throw new NoDecoderFile(vae);
     return vae.endsWith(".onnx")
       ? await OnnxMaskDecoder.load(vae)
       : await OnnxMaskDecoder.fromNpz(vae);
   }
   const path = join(modelDir, VQVAE_ONNX);
-  if (!fs.existsSync(path)) {
-    throw new InputError(
-      `${modelDir}: no ${VQVAE_ONNX} in the model folder; run ` +
-        `'pg convert --vae-only vae-oid.npz ${modelDir}' or pass --vae vae-oid.npz`,
-    );
-  }
+  if (!fs.existsSync(path)) throw new NoMaskDecoder(modelDir);
   return await OnnxMaskDecoder.load(path);
 }

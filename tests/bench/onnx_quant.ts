@@ -29,7 +29,6 @@ const scheme = (bits: 4 | 8, blockSize = 32, asymmetric = bits === 4): QuantSche
   bits,
   blockSize,
   asymmetric,
-  search: false,
 });
 
 /** Every group at the same storage (the pre-2026-11-26 layout: one scheme for all layers). */

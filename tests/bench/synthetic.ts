@@ -13,7 +13,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { openCheckpoint } from "../../lib/checkpoint/open.ts";
-import { bigVisionVocab, preset } from "../../lib/model/presets.ts";
+import { bigVisionVocab, preset } from "../model/presets.ts";
 import { syntheticBytes, writeSyntheticBigVision, writeSyntheticHf } from "../../lib/synthetic.ts";
 import { expectedTensorList } from "../../lib/model/names.ts";
 import { numel } from "../../lib/checkpoint/tensor.ts";

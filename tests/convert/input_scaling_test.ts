@@ -15,7 +15,7 @@ import {
 import { dequantizeRows, quantizeRows, type QuantScheme } from "../../lib/convert/quantize.ts";
 import { normalRng } from "./synthetic.ts";
 
-const Q4: QuantScheme = { bits: 4, blockSize: 32, asymmetric: true, search: false };
+const Q4: QuantScheme = { bits: 4, blockSize: 32, asymmetric: true };
 
 function randomNorm(n: number, seed: number, spread: number): Float32Array {
   const rng = normalRng(seed);

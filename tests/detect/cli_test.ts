@@ -19,7 +19,7 @@ import { detectPrefix } from "../../lib/prompt/tasks.ts";
 import { loadTokenizer } from "../../lib/tokenizer/load.ts";
 import { pasteMask } from "../../lib/mask/paste.ts";
 import { type CocoRle, decodeRle } from "../../lib/mask/rle.ts";
-import { CpuVqvaeDecoder } from "../../lib/vqvae/cpu.ts";
+import { CpuVqvaeDecoder } from "../vqvae/cpu_reference.ts";
 import { OnnxMaskDecoder } from "../../lib/vqvae/session.ts";
 import { loadVqvaeWeights } from "../../lib/vqvae/weights.ts";
 import { convertFixture, withTempDir } from "../generate/fixture_models.ts";

@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
-import { resample, verticalFirst } from "../../lib/image/pil_resample.ts";
-import { resizeBicubic } from "../../lib/image/resize.ts";
+import sharp from "sharp";
+import { loadImage } from "../../lib/image/load.ts";
+import {
+  PIL_FILTER_IDS,
+  type PilFilter,
+  resample,
+  verticalFirst,
+} from "../../lib/image/pil_resample.ts";
+import { resizeRgb } from "../../lib/image/resize.ts";
+
+const IMAGES = new URL("../fixtures/images/", import.meta.url).pathname;
 
 /** Deterministic pseudo-random samples. */
 function noise(n: number, seed: number): Uint8Array {
@@ -48,7 +57,7 @@ Deno.test("resample: every channel of an interleaved image resizes as that chann
   }
 });
 
-Deno.test("resample: uint8 is within two levels of float; resizeBicubic is its RGB case", () => {
+Deno.test("resample: uint8 is within two levels of float; resizeRgb is its RGB case", () => {
   for (const [w, h, ow, oh] of SIZES) {
     const u8 = noise(w * h * 3, w + h);
     const f = resample(Float32Array.from(u8), w, h, ow, oh, "bicubic", { channels: 3 });
@@ -58,8 +67,40 @@ Deno.test("resample: uint8 is within two levels of float; resizeBicubic is its R
       const want = Math.min(255, Math.max(0, f[i]));
       assert.ok(Math.abs(q[i] - want) <= 2, `${w}x${h}->${ow}x${oh} @${i}: ${q[i]} vs ${f[i]}`);
     }
-    assert.deepEqual(resizeBicubic(u8, w, h, ow, oh), q);
+    assert.deepEqual(resizeRgb(u8, w, h, ow, oh, "bicubic"), q);
   }
   assert.throws(() => resample(new Uint8Array(5), 2, 2, 1, 1, "bilinear"), RangeError);
   assert.throws(() => resample(new Uint8Array(4), 2, 2, 0, 1, "bilinear"), RangeError);
+});
+
+Deno.test("resample: every Pillow filter on 8-bit RGB equals Pillow 13's Image.resize", async () => {
+  const j = JSON.parse(await Deno.readTextFile(`${IMAGES}resample/resample.json`)) as {
+    filters: Record<string, number>;
+    cases: { source: string; width: number; height: number; expected: Record<string, string> }[];
+  };
+  assert.deepEqual(j.filters, PIL_FILTER_IDS);
+  assert.ok(j.cases.some((c) => c.width > 100 && c.height < 30), "a vertical-first case");
+  for (const c of j.cases) {
+    const img = await loadImage(`${IMAGES}${c.source}`);
+    const outputs = new Set<string>();
+    for (const [filter, file] of Object.entries(c.expected)) {
+      const { data, info } = await sharp(`${IMAGES}${file}`).raw().toBuffer({
+        resolveWithObject: true,
+      });
+      assert.deepEqual([info.width, info.height, info.channels], [c.width, c.height, 3]);
+      const got = resample(img.rgb, img.width, img.height, c.width, c.height, filter as PilFilter, {
+        channels: 3,
+      });
+      let off = 0;
+      for (let i = 0; i < got.length; i++) if (got[i] !== data[i]) off++;
+      assert.equal(
+        off,
+        0,
+        `${c.source} -> ${c.width}x${c.height} ${filter}: ${off} samples differ`,
+      );
+      outputs.add(got.join());
+    }
+    // The filters give different images, so a filter mixed up with another would fail above.
+    assert.equal(outputs.size, Object.keys(c.expected).length, c.source);
+  }
 });

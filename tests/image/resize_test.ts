@@ -6,7 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { resizeBicubic, verticalFirst } from "../../lib/image/mod.ts";
+import { type ResizeOptions, resizeRgb, verticalFirst } from "../../lib/image/mod.ts";
+
+/** Pillow's BICUBIC resize of an RGB image. */
+const resizeBicubic = (
+  rgb: Uint8Array,
+  w: number,
+  h: number,
+  ow: number,
+  oh = ow,
+  opts: ResizeOptions = {},
+) => resizeRgb(rgb, w, h, ow, oh, "bicubic", opts);
 
 /** [w, h, outW, outH, sha256 of Pillow's output bytes]. */
 const PILLOW_13: [number, number, number, number, string][] = [

@@ -9,7 +9,7 @@ import { openNpz } from "../../lib/checkpoint/npz.ts";
 import { toFloat32 } from "../../lib/checkpoint/dtype.ts";
 import type { TensorRef, TensorStore } from "../../lib/checkpoint/tensor.ts";
 import { expectedTensorList } from "../../lib/model/names.ts";
-import { tinyConfig } from "../../lib/model/presets.ts";
+import { tinyConfig } from "./presets.ts";
 import { writeSyntheticBigVision } from "../../lib/synthetic.ts";
 
 async function values(ref: TensorRef | undefined, what: string): Promise<Float32Array> {

@@ -8,7 +8,7 @@ import type { TensorRef, TensorStore, WritableTensor } from "../../lib/checkpoin
 import { InputError } from "../../lib/errors.ts";
 import type { PaliGemmaConfig } from "../../lib/model/config.ts";
 import { expectedTensorList, LM_HEAD } from "../../lib/model/names.ts";
-import { bigVisionVocab, preset, PRESET_NAMES, tinyConfig } from "../../lib/model/presets.ts";
+import { bigVisionVocab, preset, PRESET_NAMES, tinyConfig } from "./presets.ts";
 import { syntheticBytes, writeSyntheticBigVision, writeSyntheticHf } from "../../lib/synthetic.ts";
 
 async function withTemp(body: (dir: string) => Promise<void>): Promise<void> {

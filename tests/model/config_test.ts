@@ -7,7 +7,7 @@ import {
   LM_HEAD,
   partOf,
 } from "../../lib/model/names.ts";
-import { preset, PRESET_NAMES, tinyConfig } from "../../lib/model/presets.ts";
+import { preset, PRESET_NAMES, tinyConfig } from "./presets.ts";
 import { InputError } from "../../lib/errors.ts";
 
 /** Shaped like google/paligemma-3b-pt-224's config.json (transformers 4.41). */

@@ -24,6 +24,7 @@ elif [[ -n "${1:-}" ]]; then
 fi
 "$PY" make_tokenizer.py          # 1. tokenizer/
 "$PY" make_images.py             # 2. images/
+"$PY" make_resample.py           # 2b. images/resample/ (needs 2)
 "$PY" make_models.py             # 3-4. models/pg1-tiny, models/pg2-tiny (needs 1 and 2)
 "$PY" make_vqvae.py              # 5. vqvae/
 "$PY" make_detseg.py             # 6. detseg/

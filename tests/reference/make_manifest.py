@@ -6,6 +6,7 @@ from common import FIX, sha256, write_json
 MADE_BY = [  # (path prefix, generator, description)
     ("tokenizer/", "tests/reference/make_tokenizer.py", "SentencePiece BPE + PaliGemma loc/seg pieces; HF conversion; id cases"),
     ("images/expected/", "tests/reference/make_images.py", "HF SiglipImageProcessor (PIL) resized uint8 images"),
+    ("images/resample/", "tests/reference/make_resample.py", "Pillow resizes of RGB images with each filter"),
     ("images/", "tests/reference/make_images.py", "source images (scikit-image photos and made ones)"),
     ("models/pg1-tiny/hf/", "tests/reference/make_models.py", "HF PaliGemma folder converted from bv.npz"),
     ("models/pg2-tiny/hf/", "tests/reference/make_models.py", "HF PaliGemma folder converted from bv.npz"),

@@ -5,7 +5,7 @@ import { toFloat32 } from "../../lib/checkpoint/dtype.ts";
 import { openSafetensors } from "../../lib/checkpoint/safetensors.ts";
 import { CONVENTIONS, placeBox } from "../../lib/detect/convention.ts";
 import { pasteMask } from "../../lib/mask/paste.ts";
-import { CpuVqvaeDecoder } from "../../lib/vqvae/cpu.ts";
+import { CpuVqvaeDecoder } from "./cpu_reference.ts";
 import { writeVqvaeOnnx } from "../../lib/vqvae/onnx_graph.ts";
 import { OnnxMaskDecoder, openMaskDecoder } from "../../lib/vqvae/session.ts";
 import { loadVqvaeWeights } from "../../lib/vqvae/weights.ts";

@@ -1,12 +1,13 @@
 /**
- * The VQ-VAE mask decoder in plain TypeScript (float32, HWC layout): 16 codes → codebook rows
- * laid out row-major on a 4×4 grid → conv1×1 + ReLU → 2 residual blocks → 4 × (ConvTranspose 4×4
- * stride 2 padding 1 + ReLU) → conv1×1 → a 64×64 mask. Kernels are re-laid out once to
- * [kh][kw][in][out] so the inner loop runs over contiguous output channels.
+ * Test reference, not product code (the commands decode masks with ONNX Runtime): the VQ-VAE mask
+ * decoder in plain TypeScript (float32, HWC layout): 16 codes → codebook rows laid out row-major
+ * on a 4×4 grid → conv1×1 + ReLU → 2 residual blocks → 4 × (ConvTranspose 4×4 stride 2 padding 1
+ * + ReLU) → conv1×1 → a 64×64 mask. Kernels are re-laid out once to [kh][kw][in][out] so the
+ * inner loop runs over contiguous output channels.
  * @module
  */
 
-import { checkCodes, type ConvWeights, type VqvaeWeights } from "./weights.ts";
+import { checkCodes, type ConvWeights, type VqvaeWeights } from "../../lib/vqvae/weights.ts";
 
 /** An HWC float tensor. */
 interface Hwc {
@@ -145,9 +146,4 @@ export class CpuVqvaeDecoder {
     for (const u of this.up) x = relu(convTranspose(x, u));
     return conv2d(x, this.out, 0).data;
   }
-}
-
-/** Decodes one mask (prepares the kernels each call; keep a `CpuVqvaeDecoder` for many). */
-export function decodeMaskCpu(weights: VqvaeWeights, codes: readonly number[]): Float32Array {
-  return new CpuVqvaeDecoder(weights).decode(codes);
 }

@@ -1,5 +1,6 @@
 /**
- * Published PaliGemma configurations (model-reference section 2) and tiny ones for tests.
+ * Test helper, not product code: published PaliGemma configurations (model-reference section 2)
+ * and tiny ones for tests.
  * Presets describe the HF checkpoints (embedding padded to 257216 rows); `bigVisionVocab` gives
  * the unpadded big_vision table of 257152 rows.
  * @module
@@ -10,7 +11,7 @@ import {
   type PaliGemmaConfig,
   type TextConfig,
   type VisionConfig,
-} from "./config.ts";
+} from "../../lib/model/config.ts";
 
 /** Rows of the big_vision embedding table: 256000 + 1024 loc + 128 seg tokens. */
 export const BIG_VISION_VOCAB = 257152;
