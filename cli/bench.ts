@@ -8,7 +8,7 @@
 import process from "node:process";
 import { join } from "node:path";
 import sharp from "sharp";
-import { pickDtype } from "../lib/backend/model_dir.ts";
+import { pickPrecision } from "../lib/backend/model_dir.ts";
 import { isFailure, runJobs } from "../lib/generate/pipeline.ts";
 import { UsageError } from "../lib/errors.ts";
 import { buildPrompt } from "../lib/prompt/build.ts";
@@ -204,7 +204,7 @@ export const benchCommand: Command = {
       const report = {
         model: opts.model,
         backend: model.backend.name,
-        dtype: pickDtype(model.dir, opts.dtype),
+        dtype: pickPrecision(model.dir, opts.dtype),
         threads: opts.threads ?? null,
         image: imageFlag ?? `generated ${cfg.vision.imageSize}x${cfg.vision.imageSize} grey`,
         prompt,

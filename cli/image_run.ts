@@ -171,6 +171,12 @@ export async function runImages(spec: ImageRunSpec): Promise<number> {
   if (run.outputDir !== undefined) {
     await prepareOutputDir("output-dir", run.outputDir);
     store = new ResultStore(run.outputDir, uniqueNames(run.allImages));
+    const swept = store.sweep();
+    if (swept > 0) {
+      console.error(
+        `${command}: removed ${swept} temporary file(s) a killed run left in ${run.outputDir}`,
+      );
+    }
   }
 
   const records: { position: number; record: RecordJson }[] = [];

@@ -5,7 +5,8 @@
  */
 
 import type { Backend } from "../lib/backend/backend.ts";
-import { type Dtype, DTYPES, type ModelDir, openModelDir } from "../lib/backend/model_dir.ts";
+import { type ModelDir, openModelDir } from "../lib/backend/model_dir.ts";
+import { type Precision, PRECISIONS } from "../lib/model/precision.ts";
 import { OnnxBackend } from "../lib/backend/onnx.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_MAX_PIXELS } from "../lib/image/load.ts";
@@ -68,7 +69,7 @@ export interface ModelArgs {
   /** Model folder. */
   readonly model: string;
   /** Precision asked for, or undefined for the best present. */
-  readonly dtype?: Dtype;
+  readonly dtype?: Precision;
   /** Intra-op threads, or undefined for ORT's default. */
   readonly threads?: number;
   /** Most new tokens per image. */
@@ -115,8 +116,8 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
   if (backend === "webgpu") throw new UsageError("--backend webgpu is not available yet");
   if (backend !== "onnx") throw new UsageError(`--backend expects onnx, got '${backend}'`);
   const dtype = stringFlag(values, "dtype");
-  if (dtype !== undefined && !(DTYPES as readonly string[]).includes(dtype)) {
-    throw new UsageError(`--dtype expects ${DTYPES.join(", ")}, got '${dtype}'`);
+  if (dtype !== undefined && !(PRECISIONS as readonly string[]).includes(dtype)) {
+    throw new UsageError(`--dtype expects ${PRECISIONS.join(", ")}, got '${dtype}'`);
   }
   const cores = navigator.hardwareConcurrency || 1;
   const threads = stringFlag(values, "threads") === undefined
@@ -128,7 +129,7 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
   const temperature = numberFlag(values, "temperature", filtering ? 1 : 0, 0, 1e6);
   return {
     model,
-    dtype: dtype as Dtype | undefined,
+    dtype: dtype as Precision | undefined,
     threads,
     maxTokens: intFlag(values, "max-tokens", DEFAULT_MAX_TOKENS, 1, 1 << 20),
     batchSize: intFlag(values, "batch-size", 1, 1, 4096),

@@ -86,6 +86,29 @@ export class ResultStore {
   /** A store in `dir`, naming files after `names` (see `uniqueNames`). */
   constructor(readonly dir: string, private readonly names: ReadonlyMap<string, string>) {}
 
+  /**
+   * Removes temporary result files (`.NAME.json.partial-*`) that a killed run left, once they are
+   * older than `minAgeMs`: a result is written in milliseconds, so an older one belongs to no live
+   * run (other shards may be writing into the same folder). Returns how many were removed.
+   */
+  sweep(minAgeMs = 10 * 60_000): number {
+    let removed = 0;
+    for (const e of Deno.readDirSync(this.dir)) {
+      if (!e.isFile || !/^\..+\.json\.partial-/.test(e.name)) continue;
+      const path = join(this.dir, e.name);
+      try {
+        const age = Date.now() - (Deno.statSync(path).mtime?.getTime() ?? Date.now());
+        if (age >= minAgeMs) {
+          Deno.removeSync(path);
+          removed++;
+        }
+      } catch {
+        // Gone already (renamed by its writer): nothing to do.
+      }
+    }
+    return removed;
+  }
+
   /** The result file of `image`. */
   path(image: string): string {
     return join(this.dir, `${this.names.get(image) ?? basename(image)}.json`);

@@ -14,15 +14,6 @@ import type { PaliGemmaConfig } from "../model/config.ts";
 import { type Precision, PRECISION_SUFFIX, PRECISIONS } from "../model/precision.ts";
 import { MissingGraphs, MissingPrecision, NotAModelFolder, NotConverted } from "./model_errors.ts";
 
-/** Weight precisions a model folder can hold, best (most accurate) first. */
-export const DTYPES = PRECISIONS;
-
-/** One weight precision. */
-export type Dtype = Precision;
-
-/** File-name suffix of each precision in the transformers.js layout. */
-export const DTYPE_SUFFIX = PRECISION_SUFFIX;
-
 /** The three graphs of a model folder. */
 export const GRAPHS = ["vision_encoder", "embed_tokens", "decoder_model_merged"] as const;
 
@@ -38,13 +29,13 @@ export interface ModelDir {
   /** Image pre-processing from preprocessor_config.json (HF PaliGemma's when it is absent). */
   readonly preprocess: PreprocessConfig;
   /** Precisions whose three graphs are all present, best first. */
-  readonly dtypes: readonly Dtype[];
+  readonly dtypes: readonly Precision[];
   /** Every end-of-sequence id (config.json and generation_config.json together). */
   readonly eosIds: readonly number[];
   /** Path of `tokenizer.json` (or `tokenizer.model`). */
   readonly tokenizer: string;
   /** Path of one graph at one precision. */
-  graph(name: GraphName, dtype: Dtype): string;
+  graph(name: GraphName, dtype: Precision): string;
 }
 
 function isFile(path: string): boolean {
@@ -101,9 +92,9 @@ export async function openModelDir(path: string): Promise<ModelDir> {
     if (hf) throw new NotConverted(path, "an HF checkpoint folder");
     throw new NotAModelFolder(path, "no onnx folder");
   }
-  const graph = (name: GraphName, dtype: Dtype) =>
-    join(onnxDir, `${name}${DTYPE_SUFFIX[dtype]}.onnx`);
-  const dtypes = DTYPES.filter((d) => GRAPHS.every((g) => isFile(graph(g, d))));
+  const graph = (name: GraphName, dtype: Precision) =>
+    join(onnxDir, `${name}${PRECISION_SUFFIX[dtype]}.onnx`);
+  const dtypes = PRECISIONS.filter((d) => GRAPHS.every((g) => isFile(graph(g, d))));
   if (dtypes.length === 0) throw new MissingGraphs(path);
   const config = await readHfConfig(path);
   const preprocess = readPreprocessConfig(join(path, "preprocessor_config.json"), {
@@ -122,7 +113,7 @@ export async function openModelDir(path: string): Promise<ModelDir> {
 }
 
 /** The precision to load: `wanted` when present (else MissingPrecision), or the best present. */
-export function pickDtype(dir: ModelDir, wanted?: Dtype): Dtype {
+export function pickPrecision(dir: ModelDir, wanted?: Precision): Precision {
   if (wanted === undefined) return dir.dtypes[0];
   if (dir.dtypes.includes(wanted)) return wanted;
   throw new MissingPrecision(dir.path, wanted, dir.dtypes);

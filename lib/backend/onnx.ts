@@ -17,13 +17,14 @@ import type {
   PrefillInput,
   StepOutput,
 } from "./backend.ts";
-import { type Dtype, type GraphName, type ModelDir, pickDtype } from "./model_dir.ts";
+import type { Precision } from "../model/precision.ts";
+import { type GraphName, type ModelDir, pickPrecision } from "./model_dir.ts";
 import { OutdatedGraph } from "./model_errors.ts";
 
 /** Options of `OnnxBackend.load`. */
 export interface OnnxBackendOptions {
   /** Precision to load (default: the best the folder holds). */
-  readonly dtype?: Dtype;
+  readonly dtype?: Precision;
   /** Intra-op threads (default: ORT's choice, one per core). */
   readonly threads?: number;
   /** Let ONNX Runtime print its own warnings (default: only fatal errors, which are thrown too). */
@@ -63,7 +64,7 @@ export class OnnxBackend implements Backend {
   private constructor(
     readonly name: string,
     readonly config: PaliGemmaConfig,
-    readonly dtype: Dtype,
+    readonly dtype: Precision,
     private readonly vision: ort.InferenceSession,
     private readonly embed: ort.InferenceSession,
     private readonly decoder: ort.InferenceSession,
@@ -85,7 +86,7 @@ export class OnnxBackend implements Backend {
 
   /** Opens the three graphs of `dir` at the chosen precision. */
   static async load(dir: ModelDir, opts: OnnxBackendOptions = {}): Promise<OnnxBackend> {
-    const dtype = pickDtype(dir, opts.dtype);
+    const dtype = pickPrecision(dir, opts.dtype);
     ort.env.logLevel = opts.verbose ? "warning" : "fatal";
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: ["cpu"],

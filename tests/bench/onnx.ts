@@ -25,7 +25,8 @@ import process from "node:process";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { OnnxBackend } from "../../lib/backend/onnx.ts";
-import { type Dtype, DTYPE_SUFFIX, openModelDir } from "../../lib/backend/model_dir.ts";
+import { openModelDir } from "../../lib/backend/model_dir.ts";
+import { type Precision, PRECISION_SUFFIX } from "../../lib/model/precision.ts";
 import type { PaliGemmaConfig } from "../../lib/model/config.ts";
 import {
   type DecoderLayouts,
@@ -46,7 +47,7 @@ const BLOCK = 4;
 
 /** What one child process measures for one precision. */
 interface ModelTimes {
-  dtype: Dtype;
+  dtype: Precision;
   loadMs: number;
   visionMs: number;
   prefillMs: number;
@@ -98,7 +99,7 @@ function shapesOf(cfg: PaliGemmaConfig): DecoderShapes {
   };
 }
 
-async function measureModel(path: string, dtype: Dtype, threads: number): Promise<ModelTimes> {
+async function measureModel(path: string, dtype: Precision, threads: number): Promise<ModelTimes> {
   const dir = await openModelDir(path);
   const cfg = dir.config;
   let t0 = performance.now();
@@ -314,14 +315,16 @@ async function main() {
   const path = positionals[0] ?? DEFAULT_DIR;
   const threads = Number(values.threads);
   if (values.child) {
-    console.log(JSON.stringify(await measureModel(path, values.child as Dtype, threads)));
+    console.log(JSON.stringify(await measureModel(path, values.child as Precision, threads)));
     return;
   }
   const dir = await openModelDir(path);
   const cfg = dir.config;
   const dtypes = values.dtypes!.split(",").filter((d) =>
-    fs.existsSync(join(path, "onnx", `decoder_model_merged${DTYPE_SUFFIX[d as Dtype]}.onnx`))
-  ) as Dtype[];
+    fs.existsSync(
+      join(path, "onnx", `decoder_model_merged${PRECISION_SUFFIX[d as Precision]}.onnx`),
+    )
+  ) as Precision[];
   const cpu = os.cpus()[0]?.model;
   console.log(`# ONNX benchmark ${new Date().toISOString()}`);
   console.log(`machine: ${cpu}, ${navigator.hardwareConcurrency} cores; model ${path}`);
@@ -355,7 +358,7 @@ async function main() {
     const text = new TextDecoder().decode(child.stdout).trim().split("\n").pop()!;
     const m = JSON.parse(text) as ModelTimes;
     const decBytes = fileBytes(
-      join(path, "onnx", `decoder_model_merged${DTYPE_SUFFIX[dtype]}.onnx`),
+      join(path, "onnx", `decoder_model_merged${PRECISION_SUFFIX[dtype]}.onnx`),
     );
     const bw = Math.max(m.bwBefore, m.bwAfter);
     const rooflineTokS = (bw * 1e9) / decBytes;

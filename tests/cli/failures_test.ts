@@ -117,7 +117,13 @@ Deno.test("a run killed with SIGKILL resumes from --output-dir with the uninterr
     const before = results();
     assert.ok(before >= 5 && before < images.length, `killed after ${before} results`);
 
+    // A temporary result file from a killed run, old enough to belong to no live run.
+    const stale = join(out, ".img-999.png.json.partial-deadbeef");
+    await Deno.writeTextFile(stale, "{");
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await Deno.utime(stale, hourAgo, hourAgo);
     const resumed = await runPg(["caption", ...images, ...run, "--output-dir", out]);
+    assert.ok(!(await Deno.stat(stale).then(() => true, () => false)), "stale temporary removed");
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(resumed.stderr, new RegExp(`${before} image\\(s\\) already have results`));
     assert.equal(records(resumed.stdout).length, images.length - before, "only the rest ran");

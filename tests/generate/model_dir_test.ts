@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { GRAPHS, openModelDir, pickDtype } from "../../lib/backend/model_dir.ts";
+import { GRAPHS, openModelDir, pickPrecision } from "../../lib/backend/model_dir.ts";
 import {
   MissingGraphs,
   MissingPrecision,
@@ -52,8 +52,8 @@ Deno.test("openModelDir refuses checkpoints, plain files and incomplete folders 
     fs.writeFileSync(join(model, "onnx", `${GRAPHS[2]}.onnx`), "");
     const dir = await openModelDir(model);
     assert.deepEqual(dir.dtypes, ["fp32"]);
-    assert.equal(pickDtype(dir), "fp32");
-    assert.throws(() => pickDtype(dir, "q4"), (e: unknown) => {
+    assert.equal(pickPrecision(dir), "fp32");
+    assert.throws(() => pickPrecision(dir, "q4"), (e: unknown) => {
       assert.ok(e instanceof MissingPrecision);
       assert.deepEqual([e.path, e.wanted, e.present], [model, "q4", ["fp32"]]);
       assert.equal(e.exitCode, 3);

@@ -22,13 +22,13 @@ import { openModelDir } from "../../lib/backend/model_dir.ts";
 import { OnnxBackend } from "../../lib/backend/onnx.ts";
 import { isFailure, runJobs } from "../../lib/generate/pipeline.ts";
 import { loadTokenizer } from "../../lib/tokenizer/load.ts";
-import type { Dtype } from "../../lib/backend/model_dir.ts";
+import type { Precision } from "../../lib/model/precision.ts";
 import { convertFixture, type FixtureCase, fixtureCases, withTempDir } from "./fixture_models.ts";
 
 const STEPS = 24;
 
 /** Greedy tokens of our runtime, through the whole image + prompt pipeline. */
-async function ourTokens(dir: string, dtype: Dtype, cases: FixtureCase[]): Promise<number[][]> {
+async function ourTokens(dir: string, dtype: Precision, cases: FixtureCase[]): Promise<number[][]> {
   const md = await openModelDir(dir);
   const be = await OnnxBackend.load(md, { dtype });
   const tok = await loadTokenizer(md.tokenizer);
@@ -48,7 +48,7 @@ async function ourTokens(dir: string, dtype: Dtype, cases: FixtureCase[]): Promi
  */
 async function transformersJsTokens(
   dir: string,
-  dtype: Dtype,
+  dtype: Precision,
   cases: FixtureCase[],
 ): Promise<{ ids: number[]; tokens: number[] }[]> {
   env.allowRemoteModels = false;
