@@ -183,3 +183,29 @@ Deno.test("--version, help <command>, did-you-mean, repeated flags, --threads, e
     new RegExp(`--threads expects a whole number from 1 to ${4 * cores}`),
   );
 });
+
+Deno.test("the command installed with the README's 'deno install' line runs, far from the checkout", () =>
+  withTinyModel(async (dir, model) => {
+    const readme = await Deno.readTextFile(new URL("README.md", ROOT));
+    const line = readme.split("\n").find((l) => l.startsWith("deno install -g -n pg "));
+    assert.ok(line, "the README has the install line");
+    const root = join(dir, "install");
+    const flags = line.split(/\s+/).slice(2).filter((a) => a !== "-g");
+    const install = await new Deno.Command(Deno.execPath(), {
+      args: ["install", "-g", "-f", "--root", root, ...flags],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(install.code, 0, new TextDecoder().decode(install.stderr));
+    const denoDir = Deno.execPath().replace(/\/[^/]+$/, "");
+    const out = await new Deno.Command(join(root, "bin", "pg"), {
+      args: ["caption", FIXTURE_IMAGES[3], "--model", model, "--max-tokens", "2", "--json"],
+      cwd: dir,
+      env: { PATH: `${denoDir}:${Deno.env.get("PATH")}`, PALIGEMMA_MODEL: "" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.equal(records(new TextDecoder().decode(out.stdout)).length, 1);
+  }));
