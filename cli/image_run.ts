@@ -227,7 +227,7 @@ export async function runImages(spec: ImageRunSpec): Promise<number> {
     const model = await loadModel(spec.model);
     try {
       console.error(`${command}: ${model.dir.path} loaded (${model.backend.name})`);
-      const maxTokens = fitContext(spec, model);
+      const maxTokens = checkContext(spec, model);
       const jobs = todo.map((img) => ({ image: img.path, prompt: spec.prompt }));
       const extra = await spec.prepare?.(model, jobs);
       const batches = Math.ceil(jobs.length / spec.model.batchSize);
@@ -250,8 +250,16 @@ export async function runImages(spec: ImageRunSpec): Promise<number> {
         })
       ) {
         const position = todo[outcome.index].position;
-        const record = await presentOutcome(spec, outcome, position, model);
-        if (record.error === undefined) await store?.write(String(record.image), record);
+        let record = await presentOutcome(spec, outcome, position, model);
+        if (record.error === undefined && store !== undefined) {
+          try {
+            await store.write(String(record.image), record);
+          } catch (err) {
+            const message = errorLine(err).message;
+            console.error(`${command}: ${record.image}: output_failed: ${message}`);
+            record = errorRecord(String(record.image), "output_failed", message);
+          }
+        }
         account(position, record);
         if (record.error !== undefined && run.failFast) {
           console.error(`${command}: stopping at the first failed image (--fail-fast)`);
@@ -285,11 +293,11 @@ export async function runImages(spec: ImageRunSpec): Promise<number> {
 }
 
 /**
- * `--max-tokens` within the model's context: a prompt that leaves no room is a usage error
- * (exit 2); a budget past the context is lowered to fit, said once, and such rows stop with
- * `stop: "context"`.
+ * `--max-tokens` against the model's context: a prompt that leaves no room is a usage error
+ * (exit 2); a budget past the context is said once on stderr (the pipeline stops such rows at the
+ * context with `stop: "context"`). Returns the budget to ask for.
  */
-function fitContext(spec: ImageRunSpec, model: LoadedModel): number {
+function checkContext(spec: ImageRunSpec, model: LoadedModel): number {
   const cfg = model.backend.config;
   const promptTokens = buildPrompt(model.tokenizer, cfg.numImageTokens, spec.prompt).inputIds
     .length;

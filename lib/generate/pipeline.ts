@@ -142,7 +142,7 @@ export async function* runJobs(
     const failed = new Map<number, JobFailure>();
     const fail = (i: number, kind: JobErrorKind, error: unknown) =>
       failed.set(i, { index: i, job: jobs[i], kind, error });
-    const loaded: { index: number; img: PreprocessedImage; ms: number }[] = [];
+    const loaded: Omit<BatchRow, "prompt">[] = [];
     for (let i = start; i < Math.min(jobs.length, start + per); i++) {
       const t = performance.now();
       try {
@@ -156,7 +156,7 @@ export async function* runJobs(
         fail(i, "bad_image", err);
       }
     }
-    const rows: { index: number; img: PreprocessedImage; ms: number; prompt: PromptInput }[] = [];
+    const rows: BatchRow[] = [];
     for (const l of loaded) {
       const text = jobs[l.index].prompt;
       let prompt = prompts.get(text);
@@ -186,12 +186,20 @@ export async function* runJobs(
   }
 }
 
+/** One job ready to run: its loaded image (and the milliseconds that took) and its prompt. */
+interface BatchRow {
+  readonly index: number;
+  readonly img: PreprocessedImage;
+  readonly ms: number;
+  readonly prompt: PromptInput;
+}
+
 /** Encodes, generates and decodes one batch of loaded images with their prompts. */
 async function runBatch(
   backend: Backend,
   tokenizer: Tokenizer,
   jobs: readonly Job[],
-  rows: readonly { index: number; img: PreprocessedImage; ms: number; prompt: PromptInput }[],
+  rows: readonly BatchRow[],
   opts: RunOptions,
 ): Promise<JobOutcome[]> {
   const cfg = backend.config;

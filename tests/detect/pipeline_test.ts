@@ -11,7 +11,13 @@ import type {
   KvCache,
   StepOutput,
 } from "../../lib/backend/backend.ts";
-import { isFailure, runJobs } from "../../lib/generate/pipeline.ts";
+import {
+  isFailure,
+  type JobFailure,
+  type JobResult,
+  runJobs,
+} from "../../lib/generate/pipeline.ts";
+import { buildPrompt } from "../../lib/prompt/build.ts";
 import { loadImage } from "../../lib/image/load.ts";
 import type { PaliGemmaConfig } from "../../lib/model/config.ts";
 import { loadTokenizer } from "../../lib/tokenizer/load.ts";
@@ -24,7 +30,7 @@ class EosBackend implements Backend {
   readonly name = "eos";
   readonly pixels: Float32Array[] = [];
 
-  readonly contextLength = 8192;
+  contextLength = 8192;
   constructor(readonly vocabSize: number, readonly config: PaliGemmaConfig, private eos: number) {}
 
   private step(b: number, length: number): StepOutput {
@@ -74,5 +80,46 @@ Deno.test("runJobs: original width/height always, the decoded RGB only with keep
     }
     assert.equal(n, 3);
     assert.equal(be.pixels.length, 2);
+  }
+});
+
+Deno.test("runJobs: a bad image or a prompt past the context fails that job only; rows stop at the context", async () => {
+  const tok = await loadTokenizer(TOKENIZER);
+  const config = {
+    imageTokenIndex: tok.imageId,
+    numImageTokens: 4,
+    padTokenId: tok.padId,
+    vision: { imageSize: 28 },
+  } as unknown as PaliGemmaConfig;
+  const short = "caption en";
+  const long = `answer en ${"what colour is the cat ".repeat(8)}`;
+  const shortLength = buildPrompt(tok, 4, short).inputIds.length;
+  assert.ok(buildPrompt(tok, 4, long).inputIds.length > shortLength + 3);
+  const jobs = [
+    { image: IMAGES + "chelsea.png", prompt: short },
+    { image: IMAGES + "missing.png", prompt: short },
+    { image: IMAGES + "chelsea.png", prompt: long },
+    { image: IMAGES + "astronaut.png", prompt: short },
+  ];
+  const notEos = 5; // the backend always picks this id, so only a limit stops a row
+  for (const [maxTokens, stop, n] of [[10, "context", 3], [2, "max_tokens", 2]] as const) {
+    const be = new EosBackend(tok.vocabSize, config, notEos);
+    be.contextLength = shortLength + 3;
+    const out: (JobResult | JobFailure)[] = [];
+    for await (
+      const r of runJobs(be, tok, jobs, { batchSize: 4, maxTokens, eosIds: [tok.eosId] })
+    ) {
+      out.push(r);
+    }
+    assert.deepEqual(out.map((r) => r.index), [0, 1, 2, 3]);
+    const [a, missing, tooLong, b] = out;
+    assert.ok(isFailure(missing) && missing.kind === "bad_image");
+    assert.ok(isFailure(tooLong) && tooLong.kind === "prompt_too_long");
+    for (const r of [a, b]) {
+      assert.ok(!isFailure(r));
+      assert.equal(r.stop, stop);
+      assert.deepEqual(r.tokens, new Array(n).fill(notEos));
+    }
+    assert.equal(be.pixels.length, 1, "one batch, the good images only");
   }
 });
