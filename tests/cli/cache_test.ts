@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join, resolve } from "node:path";
+import { cacheEntryName } from "../../lib/convert/cache_key.ts";
 import { FIX } from "../generate/fixture_models.ts";
 import { type PgRun, runPg } from "../helpers/cli.ts";
 import { FIXTURE_IMAGES, records, withTinyModel } from "./setup.ts";
@@ -157,3 +158,150 @@ Deno.test("a checkpoint --model converts into the cache once, is reused, and aga
     assert.equal((await runPg(["cache", "ls", "--json"], { env })).stdout, "");
     assert.ok(fs.existsSync(join(src, "model.safetensors")), "the source is never touched");
   }));
+
+Deno.test("a .npz needs --tokenizer (exit 2, nothing written); with it, it runs from the cache", () =>
+  withTinyModel(async (dir, model) => {
+    const cache = join(dir, "cache");
+    const env = { PG_CACHE: cache };
+    const reference = tokensOf(
+      await runPg(["caption", IMAGE, "--model", model, "--json", "--max-tokens", "12"], { env }),
+    );
+    const without = await runPg(["caption", IMAGE, "--model", NPZ, "--json"], { env });
+    assert.equal(without.code, 2, without.stderr);
+    assert.equal(without.stdout, "");
+    assert.match(
+      without.stderr,
+      /^paligemma: caption: \S+bv\.npz is a big_vision checkpoint, which carries no tokenizer: pass --tokenizer tokenizer\.model\n$/,
+    );
+    assert.ok(!fs.existsSync(cache), "nothing is written");
+    // Through PALIGEMMA_MODEL too.
+    const viaEnv = await runPg(["caption", IMAGE, "--json"], {
+      env: { ...env, PALIGEMMA_MODEL: NPZ },
+    });
+    assert.equal(viaEnv.code, 2, viaEnv.stderr);
+    assert.match(viaEnv.stderr, /pass --tokenizer/);
+
+    const args = ["--model", NPZ, "--tokenizer", TOKENIZER, "--json", "--max-tokens", "12"];
+    const first = await runPg(["caption", IMAGE, ...args], { env });
+    assert.deepEqual(tokensOf(first), reference);
+    const entry = convertedInto(first);
+    assert.match(entry, /\/bv-[0-9a-f]{16}-fp32$/);
+    assert.match(first.stderr, /tokenizer\.json and tokenizer_config\.json written from /);
+    const meta = JSON.parse(fs.readFileSync(join(entry, "pg-cache.json"), "utf8"));
+    assert.equal(meta.format, "big_vision");
+    assert.equal(meta.tokenizer, TOKENIZER);
+    const again = await runPg(["caption", IMAGE, ...args], { env });
+    assert.deepEqual(tokensOf(again), reference);
+    assert.match(again.stderr, /reusing the converted model in /);
+    // --config enters the key: the same .npz with a config.json is another entry.
+    const withConfig = await runPg(
+      ["caption", IMAGE, ...args, "--config", join(HF, "config.json")],
+      { env },
+    );
+    assert.deepEqual(tokensOf(withConfig), reference);
+    assert.notEqual(convertedInto(withConfig), entry);
+    // --tokenizer with a converted folder is a usage error.
+    const misplaced = await runPg(["caption", IMAGE, "--model", model, "--tokenizer", TOKENIZER], {
+      env,
+    });
+    assert.equal(misplaced.code, 2, misplaced.stderr);
+    assert.match(misplaced.stderr, /--tokenizer applies only when --model is a checkpoint/);
+  }));
+
+Deno.test("an interrupted conversion leaves nothing a later run loads; a broken entry is refused", () =>
+  withTinyModel(async (dir) => {
+    const src = join(dir, "src");
+    copyFolder(HF, src);
+    const cache = join(dir, "cache");
+    const env = { PG_CACHE: cache };
+    const caption = () => runPg(["caption", IMAGE, "--model", src, "--max-tokens", "2"], { env });
+    const entry = convertedInto(await caption());
+    const name = entry.split("/").pop()!;
+    assert.equal((await runPg(["cache", "rm", name], { env })).code, 0);
+    // What a killed first run leaves: a partial folder beside the entry (no lock held).
+    const partial = join(cache, `.${name}.partial-abc123`);
+    fs.mkdirSync(join(partial, "onnx"), { recursive: true });
+    fs.writeFileSync(join(partial, "config.json"), "{");
+    assert.deepEqual((await runPg(["cache", "ls", "--json"], { env })).stdout, "");
+    const rerun = await caption();
+    assert.equal(rerun.code, 0, rerun.stderr);
+    assert.equal(convertedInto(rerun), entry);
+    assert.match(rerun.stderr, /removed 1 partial folder/);
+    assert.ok(!fs.existsSync(partial));
+    // A folder at the entry's name that the cache did not write (no pg-cache.json): exit 3.
+    fs.rmSync(join(entry, "pg-cache.json"));
+    const broken = await caption();
+    assert.equal(broken.code, 3, broken.stderr);
+    assert.match(broken.stderr, /in the model cache but no complete entry \(no pg-cache\.json\)/);
+    const rm = await runPg(["cache", "rm", name], { env });
+    assert.equal(rm.code, 2, "only entries are removed");
+    assert.ok(fs.existsSync(join(entry, "config.json")));
+  }));
+
+Deno.test("two concurrent first runs: one converts, the other reuses its entry", () =>
+  withTinyModel(async (dir) => {
+    const src = join(dir, "src");
+    copyFolder(HF, src);
+    const cache = join(dir, "cache");
+    const args = ["caption", IMAGE, "--model", src, "--json", "--max-tokens", "6"];
+    const [a, b] = await Promise.all([
+      runPg(args, { env: { PG_CACHE: cache } }),
+      runPg(args, { env: { PG_CACHE: cache } }),
+    ]);
+    assert.deepEqual(tokensOf(a), tokensOf(b));
+    const converting = [a, b].filter((r) => /\(first run\)/.test(r.stderr));
+    assert.equal(converting.length, 1, a.stderr + b.stderr);
+    const other = converting[0] === a ? b : a;
+    assert.match(other.stderr, /reusing the converted model in /);
+    assert.equal(entries(cache).length, 1);
+    assert.deepEqual(fs.readdirSync(cache).filter((n) => n.includes(".partial-")), []);
+  }));
+
+Deno.test("a first run waits while another holds the entry's lock, then converts", () =>
+  withTinyModel(async (dir) => {
+    const src = join(dir, "src");
+    copyFolder(HF, src);
+    const cache = join(dir, "cache");
+    fs.mkdirSync(cache);
+    const name = cacheEntryName({ source: src, precision: "fp32" });
+    const lock = await Deno.open(join(cache, `.${name}.lock`), { write: true, create: true });
+    await lock.lock(true);
+    const run = runPg(["caption", IMAGE, "--model", src, "--max-tokens", "2"], {
+      env: { PG_CACHE: cache },
+    });
+    let released = false;
+    try {
+      // The run reaches the lock and waits there: no entry and no partial folder appear.
+      await new Promise((ok) => setTimeout(ok, 4000));
+      assert.deepEqual(fs.readdirSync(cache), [`.${name}.lock`]);
+    } finally {
+      lock.close();
+      released = true;
+    }
+    const r = await run;
+    assert.ok(released);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /caption: waiting for another run converting \S+ into \S+\n/);
+    assert.equal(convertedInto(r), join(cache, name));
+  }));
+
+Deno.test("pg cache: reports the folder it looks in; usage errors are exit 2", async () => {
+  const ls = await runPg(["cache", "ls"], { env: { PG_CACHE: "/tmp/pg-cache-none" } });
+  assert.equal(ls.code, 0, ls.stderr);
+  assert.equal(ls.stdout, "");
+  assert.equal(ls.stderr, "cache: no models in /tmp/pg-cache-none\n");
+  const cases: [string[], RegExp][] = [
+    [["cache"], /expected ls or rm/],
+    [["cache", "list"], /unknown subcommand 'list'/],
+    [["cache", "rm"], /names or --all/],
+    [["cache", "rm", "x", "--all"], /names or --all/],
+    [["cache", "ls", "x"], /takes no names/],
+  ];
+  const runs = await Promise.all(
+    cases.map(([a]) => runPg(a, { env: { PG_CACHE: "/tmp/pg-cache-none" } })),
+  );
+  runs.forEach((r, i) => {
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, cases[i][1]);
+  });
+});
