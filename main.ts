@@ -25,6 +25,7 @@ export function usage(list: readonly Command[]): string {
     "",
     "Examples:",
     "  pg caption photo.jpg --model ~/models/pg2-224",
+    "  pg caption photo.jpg --model ~/models/paligemma2-3b-mix-224   # HF folder: cached on first run",
     "  pg detect shots/ -r --label dog --expect-label dog --junit report.xml",
     "  pg convert ~/models/paligemma2-3b-mix-224 ~/models/pg2-224 --dtype q8",
   ].join("\n");

@@ -24,16 +24,21 @@ const DEFAULT_RUNS = 3;
 
 const HELP = `Usage: pg bench [DIR] [--model DIR] [options]
 
-Loads a converted model once, then runs image → first token → --tokens tokens (greedy, no stop
-at <eos>) --runs times after --warmup untimed runs, and reports the median, min and max of each
+Loads a converted model (or a checkpoint, converted into the model cache on first use; see
+'pg cache') once, then runs image → first token → --tokens tokens (greedy, no stop at <eos>)
+--runs times after --warmup untimed runs, and reports the median, min and max of each
 stage: preprocess (image load and resize), vision (encoder), prefill, time to first token
 (preprocess + vision + prefill), decode time and decode tokens/s (tokens after the first), plus
 load time and the process's peak resident memory. Progress goes to stderr.
 
 Options:
-  DIR, --model DIR     converted ONNX model folder (or set ${MODEL_ENV}; DIR and --model win
-                       over it; give one of the two)
-  --dtype NAME         fp32, fp16, q8 or q4 (default: the most accurate one present)
+  DIR, --model DIR     converted ONNX model folder, or an HF folder or big_vision .npz to run
+                       from the cache (or set ${MODEL_ENV}; DIR and --model win over it;
+                       give one of the two)
+  --dtype NAME         fp32, fp16, q8 or q4 (default: the most accurate one present; for a
+                       checkpoint, the precision to convert it to, default fp32)
+  --tokenizer FILE     tokenizer.model for a checkpoint (needed for a big_vision .npz)
+  --config FILE        config.json whose values replace a checkpoint's (see 'pg convert')
   --threads N          ONNX Runtime intra-op threads (default: one per core)
   --image FILE         image to encode (default: a generated grey test image)
   --prompt TEXT        prompt (default 'caption en')
@@ -44,6 +49,7 @@ Options:
 
 Examples:
   pg bench ~/models/pg2-224 --dtype q8
+  pg bench ~/models/paligemma2-3b-mix-224 --dtype q8
   pg bench --model ~/models/pg2-224 --tokens 128 --runs 5 --json >> bench.ndjson`;
 
 /** Milliseconds of one timed run. */
@@ -128,6 +134,8 @@ export const benchCommand: Command = {
   async run(args: string[]): Promise<number> {
     const { values, positionals } = parseFlags("bench", args, {
       model: MODEL_FLAG_SPEC.model,
+      tokenizer: MODEL_FLAG_SPEC.tokenizer,
+      config: MODEL_FLAG_SPEC.config,
       dtype: MODEL_FLAG_SPEC.dtype,
       threads: MODEL_FLAG_SPEC.threads,
       image: { type: "string" },

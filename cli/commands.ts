@@ -1,6 +1,7 @@
 import type { Command } from "./command.ts";
 import { answerCommand } from "./answer.ts";
 import { benchCommand } from "./bench.ts";
+import { cacheCommand } from "./cache.ts";
 import { captionCommand } from "./caption.ts";
 import { convertCommand } from "./convert.ts";
 import { detectCommand } from "./detect.ts";
@@ -15,5 +16,6 @@ export const commands: readonly Command[] = [
   segmentCommand,
   benchCommand,
   convertCommand,
+  cacheCommand,
   inspectCommand,
 ];

@@ -4,10 +4,14 @@
  * @module
  */
 
+import * as fs from "node:fs";
 import type { Backend } from "../lib/backend/backend.ts";
 import { type ModelDir, openModelDir } from "../lib/backend/model_dir.ts";
 import { type Precision, PRECISIONS } from "../lib/model/precision.ts";
 import { OnnxBackend } from "../lib/backend/onnx.ts";
+import { modelFromCache } from "../lib/convert/cache.ts";
+import { cacheFolder } from "../lib/convert/cache_entries.ts";
+import { cacheSourceFormat } from "../lib/convert/cache_key.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_MAX_PIXELS } from "../lib/image/load.ts";
 import type { SamplingOptions } from "../lib/generate/sampling.ts";
@@ -27,6 +31,8 @@ export const DEFAULT_MAX_TOKENS = 64;
 /** node:util parseArgs options of the model flags. */
 export const MODEL_FLAG_SPEC: FlagSpec = {
   model: { type: "string" },
+  tokenizer: { type: "string" },
+  config: { type: "string" },
   dtype: { type: "string" },
   backend: { type: "string" },
   threads: { type: "string" },
@@ -42,9 +48,14 @@ export const MODEL_FLAG_SPEC: FlagSpec = {
 
 /** Help lines of the model flags. */
 export const MODEL_FLAGS_HELP =
-  `  --model DIR          converted ONNX model folder (or set ${MODEL_ENV}); see 'pg convert'
-  --dtype NAME         fp32, fp16, q8 or q4: which converted graphs to load
-                       (default: the most accurate one present)
+  `  --model DIR          converted ONNX model folder (see 'pg convert'), or a checkpoint: an HF
+                       folder (safetensors) or a big_vision .npz, converted into the model
+                       cache on first use and reused after (see 'pg cache'); or set ${MODEL_ENV}
+  --dtype NAME         fp32, fp16, q8 or q4: which converted graphs to load (default: the most
+                       accurate one present); for a checkpoint, the precision to convert it to
+                       (default fp32; each precision is its own cache entry)
+  --tokenizer FILE     tokenizer.model for a checkpoint --model (needed for a big_vision .npz)
+  --config FILE        config.json whose values replace a checkpoint --model's (see 'pg convert')
   --backend NAME       onnx (default; webgpu is not available yet)
   --threads N          ONNX Runtime intra-op threads (default: one per core; at most
                        ${MAX_THREADS_PER_CORE} per core)
@@ -66,8 +77,14 @@ export const MODEL_FLAGS_HELP =
 
 /** The model flags, parsed and checked. */
 export interface ModelArgs {
-  /** Model folder. */
+  /** The command, for the lines it writes on stderr. */
+  readonly command: string;
+  /** Model folder, or a checkpoint to convert into the cache. */
   readonly model: string;
+  /** tokenizer.model for a checkpoint `model`. */
+  readonly tokenizer?: string;
+  /** config.json for a checkpoint `model`. */
+  readonly config?: string;
   /** Precision asked for, or undefined for the best present. */
   readonly dtype?: Precision;
   /** Intra-op threads, or undefined for ORT's default. */
@@ -113,6 +130,13 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
     throw new UsageError(`${command}: --model DIR is required (or set ${MODEL_ENV})`);
   }
   const backend = stringFlag(values, "backend") ?? "onnx";
+  const tokenizer = stringFlag(values, "tokenizer");
+  if (/\.npz$/i.test(model) && tokenizer === undefined) {
+    throw new UsageError(
+      `${command}: ${model} is a big_vision checkpoint, which carries no tokenizer: pass ` +
+        "--tokenizer tokenizer.model",
+    );
+  }
   if (backend === "webgpu") throw new UsageError("--backend webgpu is not available yet");
   if (backend !== "onnx") throw new UsageError(`--backend expects onnx, got '${backend}'`);
   const dtype = stringFlag(values, "dtype");
@@ -128,7 +152,10 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
   const filtering = values["top-k"] !== undefined || values["top-p"] !== undefined;
   const temperature = numberFlag(values, "temperature", filtering ? 1 : 0, 0, 1e6);
   return {
+    command,
     model,
+    tokenizer,
+    config: stringFlag(values, "config"),
     dtype: dtype as Precision | undefined,
     threads,
     maxTokens: intFlag(values, "max-tokens", DEFAULT_MAX_TOKENS, 1, 1 << 20),
@@ -152,10 +179,46 @@ export interface LoadedModel {
   readonly loadMs: number;
 }
 
-/** Opens the model folder, its tokenizer and the backend. */
+/**
+ * The model folder `args.model` means: itself, or for a checkpoint its model cache entry,
+ * converted now on first use (progress on stderr).
+ */
+export async function modelFolder(args: ModelArgs): Promise<string> {
+  if (cacheSourceFormat(args.model) === undefined) {
+    const flag = args.tokenizer !== undefined ? "--tokenizer" : "--config";
+    const extra = args.tokenizer !== undefined || args.config !== undefined;
+    if (extra && fs.existsSync(args.model)) {
+      throw new UsageError(
+        `${args.command}: ${flag} applies only when --model is a checkpoint (an HF folder or ` +
+          `a big_vision .npz), and ${args.model} is not one`,
+      );
+    }
+    return args.model;
+  }
+  const cached = await modelFromCache({
+    root: cacheFolder((name) => Deno.env.get(name)),
+    source: args.model,
+    precision: args.dtype ?? "fp32",
+    tokenizerModel: args.tokenizer,
+    configFile: args.config,
+    log: (line) => console.error(`${args.command}: ${line}`),
+    onAssumed: () =>
+      console.error(
+        `${args.command}: warning: ${args.model} does not store the query scale or soft-caps; ` +
+          "assuming the published PaliGemma 2 values; pass --config config.json to set them",
+      ),
+  });
+  return cached.path;
+}
+
+/**
+ * Opens the model folder (converting a checkpoint into the cache first, see `modelFolder`), its
+ * tokenizer and the backend.
+ */
 export async function loadModel(args: ModelArgs): Promise<LoadedModel> {
+  const folder = await modelFolder(args);
   const t = performance.now();
-  const dir = await openModelDir(args.model);
+  const dir = await openModelDir(folder);
   const tokenizer = await loadTokenizer(dir.tokenizer);
   const backend = await OnnxBackend.load(dir, {
     dtype: args.dtype,

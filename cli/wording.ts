@@ -11,6 +11,8 @@ import {
   NotConverted,
   OutdatedGraph,
 } from "../lib/backend/model_errors.ts";
+import { NotACacheEntry } from "../lib/convert/cache_entries.ts";
+import { MissingTokenizerError } from "../lib/convert/to_folder.ts";
 import { CONVENTIONS, UnknownConvention } from "../lib/detect/convention.ts";
 import { ExitCode, PgError } from "../lib/errors.ts";
 import { ImageTooLarge } from "../lib/image/load.ts";
@@ -42,6 +44,13 @@ function cliWords(err: PgError): string | undefined {
   }
   if (err instanceof OutdatedGraph) {
     return `${err.graph}: missing input(s) ${err.missing.join(", ")}; re-run 'pg convert'`;
+  }
+  if (err instanceof MissingTokenizerError) {
+    return `${err.checkpoint} is a big_vision checkpoint, which carries no tokenizer: pass ` +
+      "--tokenizer tokenizer.model";
+  }
+  if (err instanceof NotACacheEntry) {
+    return `${err.entry}: not an entry of the model cache ${err.root} (see 'pg cache ls')`;
   }
   if (err instanceof NoDecoderFile) return `--vae ${err.path}: no such file`;
   if (err instanceof NoMaskDecoder) {

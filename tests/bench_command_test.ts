@@ -77,7 +77,7 @@ Deno.test("bench CLI: JSON report on the tiny model, table, exit codes", () =>
       [["bench", "--model", model, "--bogus"], 2, /bogus/],
       [["bench"], 2, /--model DIR is required/],
       [["bench", "--model", model, "--dtype", "q4"], 3, /has no q4 graphs/],
-      [["bench", "--model", join(FIX, "pg1-tiny", "bv.npz")], 3, /pg convert/],
+      [["bench", "--model", join(FIX, "pg1-tiny", "bv.npz")], 2, /pass --tokenizer/],
       [["bench", "--model", model, "--image", join(dir, "none.png")], 3, /none\.png/],
     ];
     const runs = await Promise.all(errors.map(([args]) => pg(args)));

@@ -12,6 +12,8 @@ import {
   NotConverted,
   OutdatedGraph,
 } from "../lib/backend/model_errors.ts";
+import { NotACacheEntry } from "../lib/convert/cache_entries.ts";
+import { MissingTokenizerError } from "../lib/convert/to_folder.ts";
 import { UnknownConvention } from "../lib/detect/convention.ts";
 import { InputError, type PgError } from "../lib/errors.ts";
 import { ImageTooLarge } from "../lib/image/load.ts";
@@ -68,6 +70,16 @@ const CASES: [PgError, RegExp, string][] = [
     /^d: no vqvae_decoder\.onnx in the model folder; convert vae-oid\.npz into it or give a decoder file$/,
     "d: no vqvae_decoder.onnx in the model folder; run 'pg convert --vae-only vae-oid.npz d' or " +
     "pass --vae vae-oid.npz",
+  ],
+  [
+    new MissingTokenizerError("m.npz"),
+    /^m\.npz is a big_vision checkpoint, which carries no tokenizer: a tokenizer\.model is needed$/,
+    "m.npz is a big_vision checkpoint, which carries no tokenizer: pass --tokenizer tokenizer.model",
+  ],
+  [
+    new NotACacheEntry("x", "/c"),
+    /^x: not an entry of the model cache \/c$/,
+    "x: not an entry of the model cache /c (see 'pg cache ls')",
   ],
   [
     new UnknownConvention("coco"),

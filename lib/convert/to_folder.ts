@@ -46,6 +46,11 @@ export interface ToFolderOptions extends ConvertOptions {
   readonly force?: boolean;
   /** Copies a file into the folder (default Deno.copyFile); tests inject failures here. */
   readonly copyFile?: CopyFile;
+  /**
+   * Called with the complete temporary folder just before it is moved into place, to add files
+   * that must appear together with the model (the model cache's pg-cache.json).
+   */
+  readonly beforeCommit?: (tmp: string) => Promise<void>;
 }
 
 /** What `convertToFolder` did. */
@@ -155,6 +160,7 @@ export async function convertToFolder(
       else if (filled) log("tokenizer.json written from tokenizer.model");
     }
     if (vae) await writeVqvaeInto(vae, tmp);
+    await opts.beforeCommit?.(tmp);
     const removedGraphs = await commitDir(tmp, dst, { replace });
     if (removedGraphs.length > 0) {
       log(`removed the replaced model's ${removedGraphs.join(", ")}`);
