@@ -39,26 +39,31 @@ function f64(bytes: Uint8Array, ref: TensorRef): Float64Array {
   return Float64Array.from(toFloat32(bytes, ref.dtype));
 }
 
-/** Rows [r0, r1) of `base` with `edits` applied, in float64. */
+/** Rows merged per block: bounds the float64 scratch of one read, whatever its size. */
+const BLOCK_ROWS = 256;
+
+/** A LoRA edit with its A matrix read once per tensor read. */
+interface LoadedLora {
+  readonly a: Float64Array;
+  readonly b: TensorRef;
+  readonly r: number;
+  readonly scale: number;
+}
+
+/** Rows [r0, r1) of `from` (the base or the last replacement) plus `loras`, in float64. */
 async function mergedRows(
-  base: TensorRef,
-  edits: readonly TensorEdit[],
+  from: TensorRef,
+  loras: readonly LoadedLora[],
+  cols: number,
   r0: number,
   r1: number,
 ): Promise<Float64Array> {
-  const { cols } = matrixShape(base.shape);
-  let start = edits.length - 1;
-  while (start >= 0 && edits[start].kind !== "replace") start--;
-  const from = start >= 0 ? (edits[start] as { ref: TensorRef }).ref : base;
   const eb = DTYPE_BYTES[from.dtype];
   const acc = f64(await from.read(r0 * cols * eb, (r1 - r0) * cols * eb), from);
   const delta = new Float64Array(cols);
-  for (const edit of edits.slice(start + 1)) {
-    if (edit.kind !== "lora") continue;
-    const r = edit.a.shape[0];
-    const a = f64(await edit.a.read(), edit.a);
-    const bBytes = DTYPE_BYTES[edit.b.dtype] * r;
-    const b = f64(await edit.b.read(r0 * bBytes, (r1 - r0) * bBytes), edit.b);
+  for (const { a, b: bRef, r, scale } of loras) {
+    const bBytes = DTYPE_BYTES[bRef.dtype] * r;
+    const b = f64(await bRef.read(r0 * bBytes, (r1 - r0) * bBytes), bRef);
     for (let o = 0; o < r1 - r0; o++) {
       delta.fill(0);
       for (let k = 0; k < r; k++) {
@@ -68,7 +73,7 @@ async function mergedRows(
         for (let i = 0; i < cols; i++) delta[i] += bk * a[row + i];
       }
       const at = o * cols;
-      for (let i = 0; i < cols; i++) acc[at + i] += edit.scale * delta[i];
+      for (let i = 0; i < cols; i++) acc[at + i] += scale * delta[i];
     }
   }
   return acc;
@@ -77,9 +82,14 @@ async function mergedRows(
 /**
  * `base` with `edits` merged: same name, dtype and shape, its bytes computed on each read from the
  * rows the read covers. The base must be a float tensor; LoRA edits need a 2-D base [out, in] with
- * A [r, in] and B [out, r], replacements the base's shape (the caller checks both).
+ * A [r, in] and B [out, r], replacements the base's shape (the caller checks both). Rows are
+ * merged `blockRows` at a time.
  */
-export function mergedTensor(base: TensorRef, edits: readonly TensorEdit[]): TensorRef {
+export function mergedTensor(
+  base: TensorRef,
+  edits: readonly TensorEdit[],
+  blockRows = BLOCK_ROWS,
+): TensorRef {
   const dtype = base.dtype;
   if (!isFloatDType(dtype)) throw new RangeError(`${base.name}: cannot merge into ${dtype}`);
   const { rows, cols } = matrixShape(base.shape);
@@ -96,7 +106,21 @@ export function mergedTensor(base: TensorRef, edits: readonly TensorEdit[]): Ten
       if (length === 0) return new Uint8Array(0);
       const r0 = Math.floor(offset / rowBytes);
       const r1 = Math.min(rows, Math.ceil((offset + length) / rowBytes));
-      const bytes = roundTo(await mergedRows(base, edits, r0, r1), dtype);
+      // Everything before the last replacement is overwritten by it.
+      let start = edits.length - 1;
+      while (start >= 0 && edits[start].kind !== "replace") start--;
+      const last = start >= 0 ? edits[start] : undefined;
+      const from = last?.kind === "replace" ? last.ref : base;
+      const loras: LoadedLora[] = [];
+      for (const e of edits.slice(start + 1)) {
+        if (e.kind !== "lora") continue;
+        loras.push({ a: f64(await e.a.read(), e.a), b: e.b, r: e.a.shape[0], scale: e.scale });
+      }
+      const bytes = new Uint8Array((r1 - r0) * rowBytes);
+      for (let r = r0; r < r1; r += blockRows) {
+        const end = Math.min(r1, r + blockRows);
+        bytes.set(roundTo(await mergedRows(from, loras, cols, r, end), dtype), (r - r0) * rowBytes);
+      }
       const skip = offset - r0 * rowBytes;
       return bytes.subarray(skip, skip + length);
     },

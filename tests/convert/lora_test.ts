@@ -15,6 +15,7 @@ import { writeSafetensors } from "../../lib/checkpoint/safetensors.ts";
 import type { DType, TensorRef, WritableTensor } from "../../lib/checkpoint/tensor.ts";
 import { InputError, UsageError } from "../../lib/errors.ts";
 import { mergeLoraAdapters } from "../../lib/lora/apply.ts";
+import { mergedTensor, type TensorEdit } from "../../lib/lora/merge.ts";
 import { roundTo } from "../../lib/lora/round.ts";
 import { fixtureCases } from "../generate/fixture_models.ts";
 import { OnnxModel, relErr } from "./onnx_runner.ts";
@@ -228,6 +229,58 @@ Deno.test("lora: plain adapter (HF >= 4.52 names) merges W + alpha/r·B·A, visi
     }
     ck.close();
   }));
+
+Deno.test("lora: merging in blocks of rows gives the same bytes, for any read range", async () => {
+  const ck = await openCheckpoint(PG2);
+  try {
+    const w = ck.tensors.get(TEXT_DOWN1)!;
+    const [out, inp] = w.shape;
+    const q = loraPair("m", 3, out, inp, 121);
+    const ref = (name: string, shape: number[], data: Float32Array): TensorRef => ({
+      name,
+      dtype: "F32",
+      shape,
+      byteLength: data.length * 4,
+      read: (o = 0, n = data.length * 4 - o) =>
+        Promise.resolve(new Uint8Array(data.buffer).slice(o, o + n)),
+    });
+    const lora: TensorEdit = {
+      kind: "lora",
+      a: ref("a", [3, inp], q.a),
+      b: ref("b", [out, 3], q.b),
+      scale: 0.7,
+    };
+    const replaced = random(122, out * inp);
+    const edits: TensorEdit[][] = [
+      [lora],
+      [lora, { kind: "replace", ref: ref("w", [out, inp], replaced) }, lora],
+    ];
+    for (const list of edits) {
+      const whole = await mergedTensor(w, list, out).read();
+      const want = reference(
+        list.length === 1
+          ? await values(w)
+          : reference(Float64Array.from(replaced), q.b, q.a, 3, 0),
+        q.b,
+        q.a,
+        3,
+        0.7,
+      );
+      const got = decode(whole, "F32");
+      want.forEach((x, i) => assert.ok(Math.abs(got[i] - Math.fround(x)) <= 1e-6, `element ${i}`));
+      for (const rows of [1, 5, 7]) {
+        const t = mergedTensor(w, list, rows);
+        assert.deepEqual(await t.read(), whole, `blocks of ${rows} rows`);
+        const row = inp * 4;
+        for (const [off, len] of [[row * 6 + 12, row * 9], [3, row * 20], [row * (out - 1), row]]) {
+          assert.deepEqual(await t.read(off, len), whole.subarray(off, off + len), `${off}+${len}`);
+        }
+      }
+    }
+  } finally {
+    ck.close();
+  }
+});
 
 Deno.test("lora: rsLoRA scales by alpha/sqrt(r); rank_pattern and alpha_pattern per module", () =>
   withDir(async (dir) => {
