@@ -158,8 +158,8 @@ function loraEdit(
   }
   if (!isTargeted(cfg, module, () => linear && name !== LM_HEAD)) {
     throw new InputError(
-      `${path}: ${key("A")} adapts ${module}, which field 'target_modules' of ${cfg.path} ` +
-        "does not select",
+      `${path}: ${key("A")} adapts ${module}, which field 'target_modules'` +
+        `${cfg.exclude ? " (with 'exclude_modules')" : ""} of ${cfg.path} does not select`,
     );
   }
   const [out, inp] = w.shape;

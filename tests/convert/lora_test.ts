@@ -465,6 +465,35 @@ Deno.test("lora: a bf16 base stays bf16, merged in float64 and rounded once", ()
     }
   }));
 
+Deno.test("lora: 'all-linear' and exclude_modules select modules as PEFT does", () =>
+  withDir(async (dir) => {
+    const q0 = loraPair(PEFT_MODULE[TEXT_Q0], 4, 48, 48, 131);
+    const vq = loraPair(PEFT_MODULE[VIS_Q1], 4, 32, 32, 132);
+    const ck = await openCheckpoint(PG1);
+    try {
+      const all = await writeAdapter(
+        join(dir, "all"),
+        { target_modules: "all-linear" },
+        [...q0.stored, ...vq.stored],
+      );
+      const m = await mergeLoraAdapters(ck.tensors, [all]);
+      const w = await values(ck.tensors.get(VIS_Q1)!);
+      await assertMerged(m.tensors, ck.tensors, VIS_Q1, reference(w, vq.b, vq.a, 4, 2));
+      m.close();
+    } finally {
+      ck.close();
+    }
+    const excluded = await writeAdapter(
+      join(dir, "excl"),
+      { target_modules: "all-linear", exclude_modules: ".*vision_tower.*" },
+      [...q0.stored, ...vq.stored],
+    );
+    await assertRefused(
+      excluded,
+      /layers\.1\.self_attn\.q_proj, which field 'target_modules' \(with 'exclude_modules'\)/,
+    );
+  }));
+
 /** Expects `mergeLoraAdapters` on pg1 to refuse the adapter with an InputError matching all. */
 async function assertRefused(dir: string, ...patterns: RegExp[]): Promise<void> {
   const ck = await openCheckpoint(PG1);
