@@ -12,8 +12,9 @@ import { convertToFolder, MissingTokenizerError } from "../lib/convert/to_folder
 import { InputError, UsageError } from "../lib/errors.ts";
 import type { TextConfig } from "../lib/model/config.ts";
 import { isPrecision, PRECISIONS } from "../lib/model/precision.ts";
+import { type MergedTensors, mergeLoraAdapters } from "../lib/lora/apply.ts";
 import { convertVqvae } from "../lib/vqvae/convert.ts";
-import { type Command, parseFlags, stringFlag } from "./command.ts";
+import { type Command, parseFlags, stringFlag, stringsFlag } from "./command.ts";
 import { writeOut } from "./stdout.ts";
 
 const HELP = `Usage: pg convert <src> <dst-dir> [options]
@@ -44,11 +45,19 @@ Options:
   --final-softcap      apply Gemma 2's final logit soft-cap (big_vision; HF 4.57 does not)
   --force              convert even if <dst-dir> holds a different model; that model's graphs
                        of other precisions are removed and its config.json replaced
+  --lora DIR           merge the PEFT LoRA adapter in DIR (adapter_config.json and
+                       adapter_model.safetensors) into the weights: W + alpha/r * B*A
+                       (alpha/sqrt(r) with use_rslora) on every adapted layer, vision and
+                       language alike; modules_to_save weights replace the base ones. Repeat
+                       for several adapters: they are applied in the order given
+  --lora-scale S       multiply every adapter's alpha/r by S (default 1; one scale for all
+                       the --lora adapters)
 
 Examples:
   pg convert paligemma-3b-mix-224 models/pg-224
   pg convert paligemma-3b-mix-224 models/pg-224 --dtype q4
-  pg convert pt_224.npz models/pg2-224 --tokenizer paligemma_tokenizer.model --config config.json`;
+  pg convert pt_224.npz models/pg2-224 --tokenizer paligemma_tokenizer.model --config config.json
+  pg convert paligemma2-3b-pt-224 models/my-ft --lora my-adapter --dtype q8`;
 
 /** config.json key and value of each text-config field a big_vision .npz cannot carry. */
 const ASSUMED_KEYS: Readonly<Record<AssumedField, [string, (t: TextConfig) => unknown]>> = {
@@ -67,6 +76,27 @@ function assumedWarning(ck: Checkpoint): string | undefined {
   });
   return `warning: ${ck.path} does not store the query scale or soft-caps; assuming the ` +
     `published PaliGemma 2 values (${fields.join(", ")}); pass --config config.json to set them`;
+}
+
+/** --lora-scale's value (1 when absent); a usage error without --lora or when not a number. */
+function scaleFlag(value: string | undefined, adapters: number): number {
+  if (value === undefined) return 1;
+  if (adapters === 0) throw new UsageError("--lora-scale needs --lora");
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n)) {
+    throw new UsageError(`--lora-scale expects a number, got '${value}'`);
+  }
+  return n;
+}
+
+/** The log line of one merged adapter (and its notes). */
+function adapterLine(a: MergedTensors["adapters"][number]): string {
+  const c = a.config;
+  const scaling = c.useRslora ? "alpha/sqrt(r)" : "alpha/r";
+  const saved = a.replaced > 0 ? `, ${a.replaced} tensors replaced (modules_to_save)` : "";
+  const notes = a.notes.map((n) => `; note: ${n}`).join("");
+  return `merging ${a.dir}: LoRA on ${a.loraLayers} layers (r ${c.r}, lora_alpha ${c.alpha}, ` +
+    `scaling ${scaling})${saved}${notes}`;
 }
 
 /** The library's typed errors in the command line's terms. */
@@ -97,6 +127,8 @@ export const convertCommand: Command = {
       "vae-only": { type: "string" },
       "final-softcap": { type: "boolean" },
       force: { type: "boolean" },
+      lora: { type: "string", multiple: true },
+      "lora-scale": { type: "string" },
     });
     if (values.help) {
       writeOut(`${HELP}\n`);
@@ -119,15 +151,23 @@ export const convertCommand: Command = {
       throw new UsageError(`--dtype expects ${PRECISIONS.join(", ")}, got '${precision}'`);
     }
     const configPath = stringFlag(values, "config");
+    const loras = stringsFlag(values, "lora");
+    const loraScale = scaleFlag(stringFlag(values, "lora-scale"), loras.length);
     const log = (line: string) => console.error(`convert: ${line}`);
     const ck = await openCheckpoint(srcPath);
+    let merged: MergedTensors | undefined;
     try {
-      const src = configPath === undefined ? ck : {
-        ...ck,
-        config: overrideConfig(ck.config, await readConfigJson(configPath), configPath),
-      };
+      const config = configPath === undefined
+        ? ck.config
+        : overrideConfig(ck.config, await readConfigJson(configPath), configPath);
       const warning = configPath === undefined ? assumedWarning(ck) : undefined;
       if (warning !== undefined) log(warning);
+      // An ONNX folder has no tensors to merge into; convertToFolder refuses it.
+      if (loras.length > 0 && ck.format !== "onnx") {
+        merged = await mergeLoraAdapters(ck.tensors, loras, loraScale);
+        for (const a of merged.adapters) log(adapterLine(a));
+      }
+      const src = { ...ck, config, tensors: merged?.tensors ?? ck.tensors };
       const started = performance.now();
       const res = await convertToFolder(src, dst, {
         precision,
@@ -142,6 +182,7 @@ export const convertCommand: Command = {
     } catch (err) {
       throw worded(err);
     } finally {
+      merged?.close();
       ck.close();
     }
     return 0;
