@@ -217,7 +217,16 @@ Deno.test("fixtures: manifest lists every file with its size and sha256, under b
   assert.ok(unique < 15_000_000, `fixtures total ${unique} distinct bytes`);
   const readme = readFileSync(join(FIX, "README.md"), "utf8");
   for (
-    const d of ["tokenizer/", "images/", "models/", "vqvae/", "detseg/", "formats/", "lora/", "hf5/"]
+    const d of [
+      "tokenizer/",
+      "images/",
+      "models/",
+      "vqvae/",
+      "detseg/",
+      "formats/",
+      "lora/",
+      "hf5/",
+    ]
   ) {
     assert.ok(readme.includes(d), `README does not describe ${d}`);
   }
