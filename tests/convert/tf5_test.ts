@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadTokenizer } from "../../lib/tokenizer/load.ts";
-import { FIX, fixtureCases, FIXTURES, withTempDir } from "../generate/fixture_models.ts";
+import { FIX, fixtureCases, withTempDir } from "../generate/fixture_models.ts";
 import { runPg } from "../helpers/cli.ts";
 
 interface Tf5Case {
