@@ -26,6 +26,7 @@ interface NpyHeader {
 }
 interface Manifest {
   total_bytes: number;
+  distinct_bytes: number;
   files: { path: string; bytes: number; sha256: string; made_by: string }[];
 }
 interface ModelCase {
@@ -195,9 +196,11 @@ function imageSize(rel: string): { width: number; height: number } {
 
 Deno.test("fixtures: manifest lists every file with its size and sha256, under budget", () => {
   const m = readJson<Manifest>("manifest.json");
-  const onDisk = walk(FIX).filter((f) => f !== "manifest.json");
+  // Plain string order, as make_manifest.py sorts (not tree order: "pg1-tiny-padded/" < "pg1-tiny/").
+  const onDisk = walk(FIX).filter((f) => f !== "manifest.json").sort();
   assert.deepEqual(m.files.map((f) => f.path), onDisk);
   let total = 0;
+  const distinct = new Map<string, number>();
   for (const f of m.files) {
     const b = readFileSync(join(FIX, f.path));
     assert.equal(b.length, f.bytes, f.path);
@@ -205,11 +208,26 @@ Deno.test("fixtures: manifest lists every file with its size and sha256, under b
     assert.ok(f.bytes < 5_000_000, `${f.path} >= 5 MB`);
     assert.notEqual(f.made_by, "unknown", f.path);
     total += f.bytes;
+    distinct.set(f.sha256, f.bytes);
   }
   assert.equal(total, m.total_bytes);
-  assert.ok(total < 15_000_000, `fixtures total ${total}`);
+  // Git stores each content once: the budget counts identical files (hf5/ weights) once.
+  const unique = [...distinct.values()].reduce((a, b) => a + b, 0);
+  assert.equal(unique, m.distinct_bytes);
+  assert.ok(unique < 15_000_000, `fixtures total ${unique} distinct bytes`);
   const readme = readFileSync(join(FIX, "README.md"), "utf8");
-  for (const d of ["tokenizer/", "images/", "models/", "vqvae/", "detseg/", "formats/"]) {
+  for (
+    const d of [
+      "tokenizer/",
+      "images/",
+      "models/",
+      "vqvae/",
+      "detseg/",
+      "formats/",
+      "lora/",
+      "hf5/",
+    ]
+  ) {
     assert.ok(readme.includes(d), `README does not describe ${d}`);
   }
 });

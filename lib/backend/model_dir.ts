@@ -9,7 +9,12 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { readHfConfig } from "../checkpoint/hf.ts";
 import { describeFsError, InputError } from "../errors.ts";
-import { type PreprocessConfig, readPreprocessConfig } from "../image/preprocess_config.ts";
+import {
+  DEFAULT_PREPROCESS,
+  parsePreprocessConfig,
+  type PreprocessConfig,
+} from "../image/preprocess_config.ts";
+import { readProcessorSettings } from "../image/processor_file.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
 import { type Precision, PRECISION_SUFFIX, PRECISIONS } from "../model/precision.ts";
 import { MissingGraphs, MissingPrecision, NotAModelFolder, NotConverted } from "./model_errors.ts";
@@ -26,7 +31,10 @@ export interface ModelDir {
   readonly path: string;
   /** Model configuration from config.json. */
   readonly config: PaliGemmaConfig;
-  /** Image pre-processing from preprocessor_config.json (HF PaliGemma's when it is absent). */
+  /**
+   * Image pre-processing from preprocessor_config.json or processor_config.json (HF PaliGemma's
+   * when neither is there).
+   */
   readonly preprocess: PreprocessConfig;
   /** Precisions whose three graphs are all present, best first. */
   readonly dtypes: readonly Precision[];
@@ -97,10 +105,12 @@ export async function openModelDir(path: string): Promise<ModelDir> {
   const dtypes = PRECISIONS.filter((d) => GRAPHS.every((g) => isFile(graph(g, d))));
   if (dtypes.length === 0) throw new MissingGraphs(path);
   const config = await readHfConfig(path);
-  const preprocess = readPreprocessConfig(join(path, "preprocessor_config.json"), {
-    imageSize: config.vision.imageSize,
-    imageTokens: config.numImageTokens,
-  });
+  const settings = readProcessorSettings(path);
+  const preprocess = settings === undefined ? DEFAULT_PREPROCESS : parsePreprocessConfig(
+    settings.json,
+    settings.path,
+    { imageSize: config.vision.imageSize, imageTokens: config.numImageTokens },
+  );
   const tokenizer = ["tokenizer.json", "tokenizer.model"].map((f) => join(path, f)).find(isFile);
   if (tokenizer === undefined) {
     throw new InputError(`${path}: no tokenizer.json or tokenizer.model in the model folder`);

@@ -14,7 +14,7 @@ import {
   bigVisionTensors,
   inferBigVisionConfig,
 } from "./bigvision.ts";
-import { hfTensors, readHfConfig } from "./hf.ts";
+import { hfTensorsWithLayout, readHfConfig } from "./hf.ts";
 import { openNpz } from "./npz.ts";
 import { openSafetensors } from "./safetensors.ts";
 import type { TensorRef, TensorStore } from "./tensor.ts";
@@ -37,6 +37,8 @@ export interface Checkpoint {
    * file (absent when every field is a fact of the checkpoint).
    */
   readonly assumed?: readonly AssumedField[];
+  /** HF only: the id of the tensor-name layout recognised (NAME_LAYOUTS in lib/model/names.ts). */
+  readonly layout?: string;
   /** ONNX folders only: the `.onnx` files under `onnx/` with their sizes in bytes. */
   readonly onnxFiles?: readonly { name: string; bytes: number }[];
   /** Closes the underlying files. */
@@ -70,22 +72,30 @@ function view(
     config: PaliGemmaConfig;
     tensors: Map<string, TensorRef>;
     assumed?: readonly AssumedField[];
+    layout?: string;
   },
 ): Checkpoint {
   try {
-    const { config, tensors, assumed } = build(store);
+    const { config, tensors, assumed, layout } = build(store);
     return {
       format,
       path,
       config,
       tensors,
       ...(assumed && assumed.length > 0 ? { assumed } : {}),
+      ...(layout !== undefined ? { layout } : {}),
       close: () => store.close(),
     };
   } catch (err) {
     store.close();
     throw err;
   }
+}
+
+/** The canonical tensors of an HF store with the id of the name layout they were found in. */
+function hfView(store: TensorStore, config: PaliGemmaConfig) {
+  const { tensors, layout } = hfTensorsWithLayout(store, config);
+  return { config, tensors, layout: layout.id };
 }
 
 const UNKNOWN = "unknown checkpoint format: expected an HF folder (config.json + *.safetensors), " +
@@ -126,14 +136,14 @@ export async function openCheckpoint(path: string): Promise<Checkpoint> {
       }
       const config = await readHfConfig(path);
       const store = await openSafetensors(path);
-      return view("hf", path, store, (s) => ({ config, tensors: hfTensors(s, config) }));
+      return view("hf", path, store, (s) => hfView(s, config));
     }
     throw new InputError(`${path}: ${UNKNOWN}`);
   }
   if (path.endsWith(".safetensors") || path.endsWith(".safetensors.index.json")) {
     const config = await readHfConfig(dirname(path));
     const store = await openSafetensors(path);
-    return view("hf", path, store, (s) => ({ config, tensors: hfTensors(s, config) }));
+    return view("hf", path, store, (s) => hfView(s, config));
   }
   let zip: boolean;
   try {

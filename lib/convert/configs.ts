@@ -6,9 +6,9 @@
  */
 
 import * as fs from "node:fs";
-import { dirname, join } from "node:path";
-import { InputError } from "../errors.ts";
+import { dirname } from "node:path";
 import { parsePreprocessConfig } from "../image/preprocess_config.ts";
+import { readProcessorSettings } from "../image/processor_file.ts";
 import { type PaliGemmaConfig, toHfConfigJson } from "../model/config.ts";
 
 /** JSON object type. */
@@ -78,8 +78,9 @@ export function preprocessorConfigJson(cfg: PaliGemmaConfig, source: Json = {}):
 }
 
 /**
- * The preprocessor_config.json of an HF source (a folder, or a `.safetensors` / index file inside
- * one) when it has one, checked to be one the runtime can honour for `cfg` (else
+ * The image-processor settings of an HF source (a folder, or a `.safetensors` / index file inside
+ * one) when it has them: its preprocessor_config.json (transformers 4.x) or the `image_processor`
+ * of its processor_config.json (transformers 5.x), checked to be one the runtime can honour for `cfg` (else
  * UnsupportedPreprocessing naming the file, before any conversion work); undefined for other
  * sources (a big_vision `.npz` carries none).
  */
@@ -92,17 +93,11 @@ export function sourcePreprocessorJson(srcPath: string, cfg: PaliGemmaConfig): J
   } catch {
     return undefined;
   }
-  const path = join(dir, "preprocessor_config.json");
-  if (!fs.existsSync(path)) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(path, "utf8"));
-  } catch (err) {
-    throw new InputError(`${path}: not valid JSON (${(err as Error).message.split("\n")[0]})`);
-  }
-  parsePreprocessConfig(json, path, {
+  const settings = readProcessorSettings(dir);
+  if (settings === undefined) return undefined;
+  parsePreprocessConfig(settings.json, settings.path, {
     imageSize: cfg.vision.imageSize,
     imageTokens: cfg.numImageTokens,
   });
-  return json as Json;
+  return settings.json;
 }

@@ -143,6 +143,33 @@ class Fields {
   }
 }
 
+/**
+ * The top-level `vocab_size` transformers 5 writes into every PaliGemma config.json (the default of
+ * its PaliGemmaConfig dataclass, e.g. next to `text_config.vocab_size` 257216 or 2153): its model
+ * never reads it, so it is no disagreement.
+ */
+const TF5_UNREAD_TOP_VOCAB = 257152;
+
+/** Two fields of one config.json that must agree but do not: an InputError naming both. */
+function disagree(source: string, a: string, va: unknown, b: string, vb: unknown): never {
+  throw new InputError(
+    `${source}: ${a} ${JSON.stringify(va)} disagrees with ${b} ${JSON.stringify(vb)}`,
+  );
+}
+
+/**
+ * `image_token_index` (transformers 4.x and 5.x) or its transformers 5 alias `image_token_id`;
+ * both present with different values is an InputError naming both.
+ */
+function imageTokenIndex(top: Fields, source: string): number {
+  const index = top.has("image_token_index") ? top.int("image_token_index", 0) : undefined;
+  const id = top.has("image_token_id") ? top.int("image_token_id", 0) : undefined;
+  if (index !== undefined && id !== undefined && index !== id) {
+    disagree(source, "image_token_index", index, "image_token_id", id);
+  }
+  return index ?? id ?? 256000;
+}
+
 /** Defaults of HF's GemmaConfig / Gemma2Config for keys a config.json leaves out. */
 const TEXT_DEFAULTS = {
   gemma: { hidden: 3072, inter: 24576, layers: 28, heads: 16, kv: 16, headDim: 256 },
@@ -192,6 +219,16 @@ export function parseHfConfig(json: unknown, source: string): PaliGemmaConfig {
     };
 
   const topVocab = top.int("vocab_size", 257152);
+  const textVocab = isObject(textJson) && textJson["vocab_size"] !== undefined
+    ? new Fields(textJson, `${source}: text_config`).int("vocab_size", 0)
+    : undefined;
+  if (textVocab !== undefined && top.has("vocab_size")) {
+    // transformers 5 writes its dataclass default at the top level whatever the model; it is never
+    // read (the embedding comes from text_config.vocab_size), so only another value disagrees.
+    if (topVocab !== textVocab && topVocab !== TF5_UNREAD_TOP_VOCAB) {
+      disagree(source, "vocab_size", topVocab, "text_config.vocab_size", textVocab);
+    }
+  }
   let text: TextConfig;
   if (isObject(textJson)) {
     const t = new Fields(textJson, `${source}: text_config`);
@@ -215,7 +252,9 @@ export function parseHfConfig(json: unknown, source: string): PaliGemmaConfig {
       numHeads: t.int("num_attention_heads", d.heads),
       numKvHeads: t.int("num_key_value_heads", d.kv),
       headDim,
-      vocabSize: t.int("vocab_size", json["vocab_size"] === undefined ? 256000 : topVocab),
+      // text_config.vocab_size is what transformers builds the embedding from; the top-level value
+      // only when text_config has none (else GemmaConfig's default).
+      vocabSize: textVocab ?? (json["vocab_size"] === undefined ? 256000 : topVocab),
       rmsNormEps: t.num("rms_norm_eps", 1e-6),
       ropeTheta: t.has("rope_theta")
         ? t.num("rope_theta", 10000)
@@ -259,7 +298,7 @@ export function parseHfConfig(json: unknown, source: string): PaliGemmaConfig {
     vision,
     text,
     projectionDim: top.int("projection_dim", 2048),
-    imageTokenIndex: top.int("image_token_index", 256000),
+    imageTokenIndex: imageTokenIndex(top, source),
     numImageTokens: imageTokensFor(vision),
     padTokenId: top.has("pad_token_id") ? top.int("pad_token_id", 0) : tf?.int("pad_token_id", 0) ??
       0,

@@ -29,20 +29,126 @@ export const TEXT_PREFIX = "language_model.model.";
 /** Canonical name of an untied LM head. */
 export const LM_HEAD = "language_model.lm_head.weight";
 
-/** Renames of HF >= 4.52 / transformers 5 names to the legacy ones, longest prefix first. */
-const RENAMES: readonly [string, string][] = [
-  ["model.language_model.", "language_model.model."],
-  ["model.vision_tower.", "vision_tower."],
-  ["model.multi_modal_projector.", "multi_modal_projector."],
-  ["lm_head.", "language_model.lm_head."],
+/**
+ * One way transformers has named PaliGemma's tensors in a safetensors file: each stored prefix with
+ * the canonical prefix it stands for. A name that starts with none of the prefixes is outside the
+ * model under that layout.
+ */
+export interface NameLayout {
+  /** Short id, e.g. `legacy`. */
+  readonly id: string;
+  /** Which transformers versions (and classes) write it. */
+  readonly writtenBy: string;
+  /** Stored prefix → canonical prefix; the first that matches a name is used. */
+  readonly prefixes: readonly (readonly [string, string])[];
+}
+
+const V = VISION_PREFIX;
+const P = PROJECTOR_PREFIX;
+const T = TEXT_PREFIX;
+const HEAD = "language_model.lm_head.";
+
+/**
+ * Every tensor-name layout transformers has written for PaliGemma, as data. A checkpoint's layout
+ * is recognised from its names (see {@link detectLayout}), never assumed from a version field.
+ */
+export const NAME_LAYOUTS: readonly NameLayout[] = [
+  {
+    id: "legacy",
+    writtenBy: "save_pretrained of transformers 4.x and 5.x (4.52+ and 5.24 convert their module " +
+      "names back to these), and the hub's files",
+    prefixes: [[V, V], [P, P], [T, T], [HEAD, HEAD]],
+  },
+  {
+    id: "4.52-modules",
+    writtenBy: "the module names of transformers 4.52-4.57 PaliGemmaForConditionalGeneration " +
+      "(a state_dict() saved as it is)",
+    prefixes: [
+      ["model.vision_tower.vision_model.", V],
+      ["model.multi_modal_projector.", P],
+      ["model.language_model.", T],
+      ["lm_head.", HEAD],
+    ],
+  },
+  {
+    id: "4.52-base",
+    writtenBy: "the module names of transformers 4.52-4.57 PaliGemmaModel (no `model.` prefix, " +
+      "no LM head)",
+    prefixes: [["vision_tower.vision_model.", V], [P, P], ["language_model.", T]],
+  },
+  {
+    id: "5-modules",
+    writtenBy: "the module names of transformers 5.x PaliGemmaForConditionalGeneration (a " +
+      "state_dict() saved as it is; peft adapters after `base_model.model.`): no `vision_model.`",
+    prefixes: [
+      ["model.vision_tower.", V],
+      ["model.multi_modal_projector.", P],
+      ["model.language_model.", T],
+      ["lm_head.", HEAD],
+    ],
+  },
+  {
+    id: "5-base",
+    writtenBy:
+      "the module names of transformers 5.x PaliGemmaModel (no `model.` prefix, no LM head)",
+    prefixes: [["vision_tower.", V], [P, P], ["language_model.", T]],
+  },
 ];
 
-/** Maps an HF tensor name (legacy or HF >= 4.52 style) to the canonical name. */
-export function canonicalName(name: string): string {
-  for (const [from, to] of RENAMES) {
+/** The canonical name of a stored name under `layout`, or undefined when it is outside the model. */
+export function mapName(name: string, layout: NameLayout): string | undefined {
+  for (const [from, to] of layout.prefixes) {
     if (name.startsWith(from)) return to + name.slice(from.length);
   }
+  return undefined;
+}
+
+/**
+ * Maps one HF tensor name to the canonical name under the first layout of NAME_LAYOUTS that has a
+ * prefix for it (a guess for a single name; whole checkpoints use {@link detectLayout}).
+ */
+export function canonicalName(name: string): string {
+  for (const layout of NAME_LAYOUTS) {
+    const mapped = mapName(name, layout);
+    if (mapped !== undefined) return mapped;
+  }
   return name;
+}
+
+/** The layout a set of stored names follows, and what it lacks. */
+export interface LayoutMatch {
+  /** The layout that finds the most of the wanted canonical names (the first on a tie). */
+  readonly layout: NameLayout;
+  /** Canonical name → stored name, for the names of this layout. */
+  readonly names: ReadonlyMap<string, string>;
+  /** Wanted canonical names the layout does not find (empty when it fits). */
+  readonly missing: readonly string[];
+}
+
+/**
+ * Recognises the layout of `stored` names: the first layout of NAME_LAYOUTS under which every
+ * `wanted` canonical name is present, else the one that finds the most (with `missing` listing
+ * what it lacks). A stored name that two prefixes of one layout would both claim keeps the first.
+ */
+export function detectLayout(
+  stored: Iterable<string>,
+  wanted: readonly string[],
+): LayoutMatch {
+  const list = [...stored];
+  let best: LayoutMatch | undefined;
+  for (const layout of NAME_LAYOUTS) {
+    const names = new Map<string, string>();
+    for (const name of list) {
+      const canonical = mapName(name, layout);
+      if (canonical !== undefined && !names.has(canonical)) names.set(canonical, name);
+    }
+    const missing = wanted.filter((w) => !names.has(w));
+    if (missing.length === 0) return { layout, names, missing };
+    if (best === undefined || missing.length < best.missing.length) {
+      best = { layout, names, missing };
+    }
+  }
+  return best!;
 }
 
 /** Which part a canonical name belongs to, or undefined for a name outside the model. */

@@ -102,14 +102,19 @@ export class HuggingFaceTokenizer implements Tokenizer {
     return this.#tok.encode(text.toWellFormed(), { add_special_tokens: false }).ids;
   }
 
-  /** Decodes ids as `tokenizers` does; special added tokens are dropped when `skipSpecial`. */
+  /**
+   * Decodes ids as `tokenizers` does; special added tokens are dropped when `skipSpecial`, and ids
+   * past the vocabulary (padded embedding rows) always, as transformers decodes them to nothing.
+   */
   decode(ids: readonly number[], skipSpecial = false): string {
     const tokens: string[] = [];
     const kept: number[] = [];
     for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new InputError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+      if (!Number.isInteger(id) || id < 0) {
+        throw new InputError(`token id ${id} is not a token id (a whole number >= 0)`);
       }
+      // As transformers: an id past the tokenizer (a padded embedding row) decodes to nothing.
+      if (id >= this.vocabSize) continue;
       if (skipSpecial && this.#specialIds.has(id)) continue;
       tokens.push(this.idToToken(id) ?? "");
       kept.push(id);

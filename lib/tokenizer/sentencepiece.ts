@@ -284,7 +284,8 @@ export class SentencePieceTokenizer implements Tokenizer {
   /**
    * Decodes ids as `sentencepiece` does (`▁` to space, byte runs as UTF-8 with U+FFFD for bad
    * bytes, `<unk>` as its surface). Control pieces and `<image>` appear as their piece text unless
-   * `skipSpecial`, which gives exactly `sentencepiece`'s `decode`.
+   * `skipSpecial`, which gives exactly `sentencepiece`'s `decode`. Ids past the vocabulary (padded
+   * embedding rows) decode to nothing, as in transformers.
    */
   decode(ids: readonly number[], skipSpecial = false): string {
     let text = "";
@@ -293,9 +294,12 @@ export class SentencePieceTokenizer implements Tokenizer {
     let bosWsSeen = false;
     const stripLeading = this.#addDummyPrefix || this.#removeExtraWhitespaces;
     for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new InputError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+      if (!Number.isInteger(id) || id < 0) {
+        throw new InputError(`token id ${id} is not a token id (a whole number >= 0)`);
       }
+      // As transformers (its tokenizer drops ids it has no token for): a padded embedding row
+      // decodes to nothing, and does not split a byte run.
+      if (id >= this.vocabSize) continue;
       const type = this.#types[id];
       if (type === PieceType.byte) {
         bytes.push(parseInt(this.#pieces[id].slice(3, 5), 16));

@@ -28,7 +28,10 @@ export interface Tokenizer {
   readonly segBase: number;
   /** Encodes text without adding `<bos>` or `<eos>`. */
   encode(text: string): number[];
-  /** Decodes ids to text; special tokens (pad, bos, eos, image) are dropped when `skipSpecial`. */
+  /**
+   * Decodes ids to text; special tokens (pad, bos, eos, image) are dropped when `skipSpecial`, ids
+   * past the vocabulary (padded embedding rows) always (transformers decodes them to nothing).
+   */
   decode(ids: readonly number[], skipSpecial?: boolean): string;
   /** The vocabulary string of one id (e.g. `<loc0012>`, `▁cat`). */
   idToToken(id: number): string | undefined;

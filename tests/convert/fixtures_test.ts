@@ -1,7 +1,8 @@
 /**
  * Converted fixture models (tests/fixtures/models, made by HF transformers 4.57 in float32)
  * against their expected outputs: image features, logits at every prompt position, the 24 greedy
- * tokens and the left-padded batch, converted from the HF folder and from the big_vision npz;
+ * tokens and the left-padded batch, converted from the HF folder (as transformers 4.57 and 5.24
+ * wrote it) and from the big_vision npz;
  * then fp16 / q8 / q4 against fp32.
  */
 
@@ -116,6 +117,9 @@ const SOURCES: [string, string, string][] = [
   ["pg1-tiny", "bv-bf16.npz", "expected-bf16.safetensors"],
   ["pg2-tiny", "hf", "expected.safetensors"],
   ["pg2-tiny", "bv.npz", "expected.safetensors"],
+  // transformers 5.24's save_pretrained of hf/: the same logits (4.57's, un-capped) and greedy ids.
+  ["pg1-tiny", "hf5", "expected.safetensors"],
+  ["pg2-tiny", "hf5", "expected.safetensors"],
 ];
 
 for (const [model, srcName, expName] of SOURCES) {

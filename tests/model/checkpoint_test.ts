@@ -238,14 +238,14 @@ Deno.test("bad input: missing or misshapen tensors, unknown formats", async () =
     await writeSyntheticHf(hf, cfg);
     const cfgPath = join(hf, "config.json");
     const json = JSON.parse(await Deno.readTextFile(cfgPath));
-    json.text_config.vocab_size = 80;
+    json.text_config.vocab_size = json.vocab_size = 80; // both: a disagreement is its own error
     await Deno.writeTextFile(cfgPath, JSON.stringify(json));
     await rejects(
       hf,
       /tensor language_model\.model\.embed_tokens\.weight shape \[64, 20\] does not fit the config: expected \[80, 20\]/,
     );
     // HF: a missing tensor.
-    json.text_config.vocab_size = 64;
+    json.text_config.vocab_size = json.vocab_size = 64;
     await Deno.writeTextFile(cfgPath, JSON.stringify(json));
     const store = await openSafetensors(join(hf, "model.safetensors"));
     const keep: WritableTensor[] = [];

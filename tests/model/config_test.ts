@@ -250,3 +250,57 @@ Deno.test("expectedTensors counts match closed-form parameter counts for the pre
   const total = pg1.vision + pg1.projector + pg1.text;
   assert.ok(total > 2.90e9 && total < 2.94e9, String(total));
 });
+
+Deno.test("transformers 5 config.json: parsed as 4.57's, its unread top-level vocab_size ignored", () => {
+  const fix = new URL("../fixtures/models/", import.meta.url).pathname;
+  for (const model of ["pg1-tiny", "pg2-tiny"]) {
+    const read = (f: string) =>
+      JSON.parse(Deno.readTextFileSync(`${fix}${model}/${f}/config.json`));
+    const v5 = read("hf5");
+    // What 5.24 writes (tests/fixtures/README.md): 257152 at the top, the real size in text_config.
+    assert.equal(v5.vocab_size, 257152);
+    assert.equal(v5.text_config.vocab_size, 2153);
+    assert.ok(v5.text_config.rope_parameters && v5.text_config.rope_theta === undefined);
+    const cfg = parseHfConfig(v5, "hf5/config.json");
+    assert.deepEqual(cfg, parseHfConfig(read("hf"), "hf/config.json"), model);
+    assert.equal(cfg.text.vocabSize, 2153);
+    assert.equal(cfg.imageTokenIndex, 2152);
+  }
+});
+
+Deno.test("config.json fields that disagree are refused naming both", () => {
+  const base = toHfConfigJson(tinyConfig(1));
+  const text = base.text_config as Record<string, unknown>;
+  const bad = (json: Record<string, unknown>, re: RegExp) =>
+    assert.throws(() => parseHfConfig(json, "c.json"), (e: unknown) => {
+      assert.ok(e instanceof InputError);
+      assert.match(e.message, re);
+      return true;
+    });
+  bad(
+    { ...base, vocab_size: 5000, text_config: { ...text, vocab_size: 4000 } },
+    /^c\.json: vocab_size 5000 disagrees with text_config\.vocab_size 4000$/,
+  );
+  bad(
+    { ...base, image_token_index: 4000, image_token_id: 4001 },
+    /^c\.json: image_token_index 4000 disagrees with image_token_id 4001$/,
+  );
+  // Agreeing values, transformers 5's alias alone, and its unread default are all fine.
+  const ok = parseHfConfig({ ...base, image_token_id: base.image_token_index }, "c.json");
+  assert.equal(ok.imageTokenIndex, base.image_token_index);
+  const { image_token_index: _, ...noIndex } = base;
+  assert.equal(
+    parseHfConfig({ ...noIndex, image_token_id: 77 }, "c.json").imageTokenIndex,
+    77,
+  );
+  assert.equal(
+    parseHfConfig({ ...base, vocab_size: 257152 }, "c.json").text.vocabSize,
+    text.vocab_size,
+  );
+  // No text_config.vocab_size: the top-level one is the size.
+  const { vocab_size: __, ...textNoVocab } = text;
+  assert.equal(
+    parseHfConfig({ ...base, vocab_size: 3000, text_config: textNoVocab }, "c.json").text.vocabSize,
+    3000,
+  );
+});

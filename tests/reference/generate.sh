@@ -5,10 +5,12 @@
 #                                             holds exactly the committed files, byte for byte
 #                                             (formats/ and manifest.json included); nothing in the
 #                                             tree is written
-# PYTHON defaults to the venv /root/.cache/pg/venv (see tests/reference/README.md).
+# PYTHON defaults to the venv /root/.cache/pg/venv (transformers 4.57, requirements.txt);
+# PYTHON_TF5 to /root/.cache/pg/venv-tf5 (transformers 5.x + peft, requirements-tf5.txt).
 set -euo pipefail
 cd "$(dirname "$0")"
 PY="${PYTHON:-/root/.cache/pg/venv/bin/python}"
+PY5="${PYTHON_TF5:-/root/.cache/pg/venv-tf5/bin/python}"
 export PYTHONHASHSEED=0 TZ=UTC OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 export TRANSFORMERS_OFFLINE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 FIXTURES="$(cd ../fixtures && pwd)"
@@ -17,6 +19,7 @@ if [[ "${1:-}" == "--check" ]]; then
   check="$(mktemp -d "${TMPDIR:-/tmp}/pg-fixtures-check.XXXXXX")"
   trap 'rm -rf "$check"' EXIT
   cp "$FIXTURES/README.md" "$check/README.md"  # hand-written, listed in the manifest
+  mkdir -p "$check/lora" && cp "$FIXTURES/lora/README.md" "$check/lora/README.md"  # hand-written too
   export PG_FIXTURES_DIR="$check"               # every generator writes here (common.py)
 elif [[ -n "${1:-}" ]]; then
   echo "usage: generate.sh [--check]" >&2
@@ -26,6 +29,9 @@ fi
 "$PY" make_images.py             # 2. images/
 "$PY" make_resample.py           # 2b. images/resample/ (needs 2)
 "$PY" make_models.py             # 3-4. models/pg1-tiny, models/pg2-tiny (needs 1 and 2)
+"$PY" make_padded.py             # 4b. models/pg1-tiny-padded (needs 3)
+"$PY5" make_tf5.py               # 4c. models/*/hf5, cases-tf5.json (transformers 5; needs 3)
+"$PY5" make_lora.py              # 4d. lora/ (peft on transformers 5; needs 3)
 "$PY" make_vqvae.py              # 5. vqvae/
 "$PY" make_detseg.py             # 6. detseg/
 "$PY" make_format_fixtures.py    # 7. formats/ (checkpoint-reader interop)

@@ -167,10 +167,20 @@ Deno.test("byte-fallback runs decode as each reference does", () => {
   assert.equal(hf.decode([hf.unkId]), "<unk>");
 });
 
-Deno.test("ids outside the vocabulary are an InputError", () => {
+Deno.test("ids past the vocabulary decode to nothing (as transformers); negative ids are errors", () => {
   for (const tok of [sp, hf]) {
-    assert.throws(() => tok.decode([tok.vocabSize]), InputError);
+    const cat = tok.encode("a cat");
+    // A padded embedding row (real checkpoints: 257216 rows for 257153 ids) has no token.
+    assert.equal(tok.decode([tok.vocabSize]), "", tok.kind);
+    assert.equal(tok.decode([tok.vocabSize + 63], true), "", tok.kind);
+    assert.equal(tok.decode([...cat, tok.vocabSize + 7]), tok.decode(cat), tok.kind);
+    assert.equal(
+      tok.decode([cat[0], tok.vocabSize, ...cat.slice(1)]),
+      tok.decode(cat),
+      tok.kind,
+    );
     assert.throws(() => tok.decode([-1]), InputError);
+    assert.throws(() => tok.decode([1.5]), InputError);
   }
 });
 
