@@ -5,6 +5,7 @@
  * @module
  */
 
+import { readJsonFileSync } from "../json_file.ts";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { readHfConfig } from "../checkpoint/hf.ts";
@@ -57,13 +58,7 @@ function isFile(path: string): boolean {
 /** Ids listed under `eos_token_id` of a JSON file, or [] when the file or key is absent. */
 function eosIdsIn(path: string): number[] {
   if (!isFile(path)) return [];
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(path, "utf8"));
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new InputError(`${path}: not valid JSON (${why})`);
-  }
+  const json = readJsonFileSync(path);
   const v = (json as Record<string, unknown> | null)?.eos_token_id;
   const list = Array.isArray(v) ? v : v === undefined || v === null ? [] : [v];
   if (!list.every((x) => Number.isInteger(x))) {

@@ -4,8 +4,9 @@
  * @module
  */
 
+import { readJsonFile } from "../json_file.ts";
 import { join } from "node:path";
-import { describeFsError, InputError } from "../errors.ts";
+import { InputError } from "../errors.ts";
 import { type PaliGemmaConfig, parseHfConfig } from "../model/config.ts";
 import { detectLayout, expectedTensorList, type NameLayout } from "../model/names.ts";
 import { renameTensor } from "./transform.ts";
@@ -14,20 +15,7 @@ import type { TensorRef, TensorStore } from "./tensor.ts";
 /** Reads and parses `<dir>/config.json`. */
 export async function readHfConfig(dir: string): Promise<PaliGemmaConfig> {
   const path = join(dir, "config.json");
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (err) {
-    throw describeFsError(err, path);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new InputError(`${path}: not valid JSON (${why})`);
-  }
-  return parseHfConfig(json, path);
+  return parseHfConfig(await readJsonFile(path), path);
 }
 
 function fmt(shape: readonly number[]): string {

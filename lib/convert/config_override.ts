@@ -5,22 +5,13 @@
  * @module
  */
 
+import { readJsonFile } from "../json_file.ts";
 import { InputError } from "../errors.ts";
 import { type PaliGemmaConfig, parseHfConfig } from "../model/config.ts";
 
 /** Reads and parses `path` as JSON; unreadable or malformed files are InputErrors. */
-export async function readConfigJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (err) {
-    throw new InputError(`${path}: cannot read config (${(err as Error).message})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new InputError(`${path}: not valid JSON (${(err as Error).message})`);
-  }
+export function readConfigJson(path: string): Promise<unknown> {
+  return readJsonFile(path);
 }
 
 /**

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { readJsonFileSync } from "../json_file.ts";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { InputError } from "../errors.ts";
@@ -40,23 +41,9 @@ function isObject(v: unknown): v is Json {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function readJsonFile(path: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(path, "utf8");
-  } catch (err) {
-    throw new InputError(`${path}: cannot read it (${(err as Error).message.split("\n")[0]})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new InputError(`${path}: not valid JSON (${(err as Error).message.split("\n")[0]})`);
-  }
-}
-
 /** The settings one file states, or undefined when it has none (e.g. no `image_processor`). */
 function settingsIn(path: string, kind: ProcessorFileKind): Json | undefined {
-  const json = readJsonFile(path);
+  const json = readJsonFileSync(path);
   if (!isObject(json)) throw new InputError(`${path}: expected a JSON object`);
   if (kind.nestedUnder === null) return json;
   const nested = json[kind.nestedUnder];

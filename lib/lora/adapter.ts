@@ -5,6 +5,7 @@
  * @module
  */
 
+import { readJsonFile } from "../json_file.ts";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { openSafetensors } from "../checkpoint/safetensors.ts";
@@ -60,20 +61,7 @@ function fmt(shape: readonly number[]): string {
 /** Reads and parses `<dir>/adapter_config.json`. */
 async function readConfig(dir: string): Promise<LoraConfig> {
   const path = join(dir, ADAPTER_CONFIG);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (err) {
-    throw describeFsError(err, path);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new InputError(`${path}: not valid JSON (${why})`);
-  }
-  return parseLoraConfig(json, path);
+  return parseLoraConfig(await readJsonFile(path), path);
 }
 
 /** Opens `<dir>/adapter_model.safetensors`, wording a pickle-only adapter. */
