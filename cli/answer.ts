@@ -7,8 +7,8 @@ import { MODEL_FLAG_SPEC, MODEL_FLAGS_HELP, parseModelArgs } from "./model_args.
 import { runText, TEXT_CHECK_FLAG_SPEC, TEXT_CHECK_FLAGS_HELP } from "./model_output.ts";
 import { writeOut } from "./stdout.ts";
 
-const HELP = `Usage: pg answer <image...> --question Q --model DIR [options]
-       pg answer <image> <question> --model DIR [options]
+const HELP = `Usage: pg answer <image...> --question Q --model MODEL [options]
+       pg answer <image> <question> --model MODEL [options]
 
 Answers a question about each image (prompt 'answer <lang> <question>'). The short form takes
 exactly one image and one question; with --question (-q) every argument is an image.

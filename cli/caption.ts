@@ -5,7 +5,7 @@ import { MODEL_FLAG_SPEC, MODEL_FLAGS_HELP, parseModelArgs } from "./model_args.
 import { runText, TEXT_CHECK_FLAG_SPEC, TEXT_CHECK_FLAGS_HELP } from "./model_output.ts";
 import { writeOut } from "./stdout.ts";
 
-const HELP = `Usage: pg caption <image...> --model DIR [options]
+const HELP = `Usage: pg caption <image...> --model MODEL [options]
 
 Writes a caption for each image (prompt 'caption <lang>'). With several images, each line of
 plain output starts with the image path.

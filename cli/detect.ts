@@ -86,8 +86,8 @@ const OUTPUT_FLAG_SPEC: FlagSpec = {
   "min-score": { type: "string" },
 };
 
-const DETECT_HELP = `Usage: pg detect <image...> --label A [--label B] --model DIR [options]
-       pg detect <image> "<label> ; <label>" --model DIR [options]
+const DETECT_HELP = `Usage: pg detect <image...> --label A [--label B] --model MODEL [options]
+       pg detect <image> "<label> ; <label>" --model MODEL [options]
 
 Finds objects and prints one line per object: 'label x1,y1,x2,y2 score', boxes in pixels of
 the original image (x2, y2 exclusive), score = mean probability of the object's loc tokens

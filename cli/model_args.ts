@@ -48,7 +48,7 @@ export const MODEL_FLAG_SPEC: FlagSpec = {
 
 /** Help lines of the model flags. */
 export const MODEL_FLAGS_HELP =
-  `  --model DIR          converted ONNX model folder (see 'pg convert'), or a checkpoint: an HF
+  `  --model MODEL        converted ONNX model folder (see 'pg convert'), or a checkpoint: an HF
                        folder (safetensors) or a big_vision .npz, converted into the model
                        cache on first use and reused after (see 'pg cache'); or set ${MODEL_ENV}
   --dtype NAME         fp32, fp16, q8 or q4: which converted graphs to load (default: the most

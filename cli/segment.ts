@@ -8,8 +8,8 @@ import type { Command } from "./command.ts";
 import { MODEL_HELP, OUTPUT_FLAGS_HELP, runDetection } from "./detect.ts";
 import { EXIT_HELP, RUN_FLAGS_HELP } from "./image_run.ts";
 
-const HELP = `Usage: pg segment <image...> --label NAME --model DIR [options]
-       pg segment <image> <label> --model DIR [options]
+const HELP = `Usage: pg segment <image...> --label NAME --model MODEL [options]
+       pg segment <image> <label> --model MODEL [options]
 
 Finds objects named NAME, decodes each one's 16 <seg> tokens into a 64x64 mask with the
 VQ-VAE decoder and pastes it into its box. Prints 'label x1,y1,x2,y2 score' per object
