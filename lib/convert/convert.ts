@@ -67,7 +67,7 @@ export interface ConvertResult {
 
 /** Bytes per weight of a storage (codes, float scale, zero point; or the float itself). */
 function storageBytes(s: LayerStorage): number {
-  if (s === "fp32") return 4;
+  if (s === "fp32" || s === "fp16-as-fp32") return 4;
   if (s === "fp16") return 2;
   // Codes, one float32 scale per block and (asymmetric) one packed zero point per block.
   return s.bits / 8 + 4 / s.blockSize + (s.asymmetric ? s.bits / 8 / s.blockSize : 0);
