@@ -11,9 +11,13 @@
  *   profile's `model_loading_uri` and `session_initialization` split;
  * - `backend`: `OnnxBackend.load` (what `pg` runs), then one warm-up and one timed vision +
  *   prefill of 266 tokens (TTFT) and `--steps` greedy decode steps;
- * - `loadModel`: cli/model_args.ts `loadModel` (folder, tokenizer and backend) end to end.
+ * - `loadModel`: cli/model_args.ts `loadModel` (folder, tokenizer and backend) end to end;
+ * - `transformersjs`: transformers.js's AutoProcessor + PaliGemmaForConditionalGeneration on the
+ *   same folder and dtype.
  *
- *   deno run -A tests/bench/load.ts MODEL_DIR [--dtype q8] [--cases read,tokenizer,...]
+ * Several MODEL_DIRs are measured case by case in turn (before / after in one run).
+ *
+ *   deno run -A tests/bench/load.ts MODEL_DIR... [--dtype q8] [--cases read,tokenizer,...]
  *     [--threads 2] [--steps 32] [--repeat 1]
  * @module
  */
@@ -21,7 +25,8 @@
 import { parseArgs } from "node:util";
 import os from "node:os";
 import * as fs from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { AutoProcessor, env, PaliGemmaForConditionalGeneration } from "@huggingface/transformers";
 import * as ort from "onnxruntime-node";
 import { OnnxBackend } from "../../lib/backend/onnx.ts";
 import { type GraphName, GRAPHS, openModelDir } from "../../lib/backend/model_dir.ts";
@@ -231,6 +236,22 @@ async function child(dir: string, dtype: Precision, spec: string, threads: numbe
     await m.backend.release();
     return { ms, loadMs: m.loadMs };
   }
+  if (spec === "transformersjs") {
+    // transformers.js 4 on the same folder: processor (tokenizer) and the three sessions.
+    env.allowRemoteModels = false;
+    env.allowLocalModels = true;
+    env.localModelPath = dirname(dir);
+    const t = performance.now();
+    await AutoProcessor.from_pretrained(basename(dir), { local_files_only: true });
+    const m = await PaliGemmaForConditionalGeneration.from_pretrained(basename(dir), {
+      dtype,
+      device: "cpu",
+      local_files_only: true,
+    });
+    const ms = performance.now() - t;
+    await m.dispose();
+    return { ms };
+  }
   throw new Error(`unknown case ${spec}`);
 }
 
@@ -266,22 +287,27 @@ async function main() {
   console.log(`# load benchmark ${new Date().toISOString()}`);
   console.log(
     `machine: ${os.cpus()[0]?.model}, ${navigator.hardwareConcurrency} cores, ` +
-      `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; model ${dir} (${dtype}), ${threads} threads`,
+      `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; models ${positionals.join(", ")} (${dtype}), ` +
+      `${threads} threads`,
   );
   console.log(`load average before: ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
-  await readAll(graphFiles(dir, dtype)); // warm the page cache
+  // Several folders (e.g. before and after a convert change) are measured case by case in turn,
+  // so that both see the same stretch of this shared machine.
+  for (const d of positionals) await readAll(graphFiles(d, dtype)); // warm the page cache
   for (let r = 0; r < Number(values.repeat); r++) {
     for (const c of cases) {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", import.meta.filename!, dir, "--child", c, ...childFlags(values)],
-        stderr: "inherit",
-      }).output();
-      const text = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
-      const figures = out.success ? JSON.parse(text) as Figures : { failed: out.code };
-      const shown = Object.entries(figures).map(([k, v]) =>
-        `${k} ${k === "bytes" ? (v / 1e9).toFixed(2) + " GB" : v.toFixed(0)}`
-      );
-      console.log(`| ${c} | ${shown.join(", ")} |`);
+      for (const d of positionals) {
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", import.meta.filename!, d, "--child", c, ...childFlags(values)],
+          stderr: "inherit",
+        }).output();
+        const text = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+        const figures = out.success ? JSON.parse(text) as Figures : { failed: out.code };
+        const shown = Object.entries(figures).map(([k, v]) =>
+          `${k} ${k === "bytes" ? (v / 1e9).toFixed(2) + " GB" : v.toFixed(0)}`
+        );
+        console.log(`| ${c} | ${d} | ${shown.join(", ")} | ${new Date().toISOString()} |`);
+      }
     }
   }
   console.log(`load average after: ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
