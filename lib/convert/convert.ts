@@ -35,8 +35,13 @@ import { PRECISION_SUFFIX } from "../model/precision.ts";
 /** File-name suffix of each precision (re-exported for the converter's callers). */
 export { PRECISION_SUFFIX };
 
-/** Graphs larger than this (estimated) go to ONNX external data; protobuf's limit is 2 GiB. */
-export const EXTERNAL_DATA_BYTES = 1.8e9;
+/**
+ * Graphs larger than this (estimated) keep their weights in ONNX external data (`<file>_data`,
+ * 4 KiB-aligned), which ONNX Runtime memory-maps at load; weights inside the .onnx protobuf are
+ * parsed and copied at every load instead (1.3-1.7 s for the full-size vision and embedding
+ * graphs, BENCHMARKS.md "Load time"). Small test fixtures stay single files.
+ */
+export const EXTERNAL_DATA_BYTES = 64 * 1024 * 1024;
 
 /** Options of `convertModel`. */
 export interface ConvertOptions {
@@ -62,7 +67,7 @@ export interface ConvertResult {
 
 /** Bytes per weight of a storage (codes, float scale, zero point; or the float itself). */
 function storageBytes(s: LayerStorage): number {
-  if (s === "fp32") return 4;
+  if (s === "fp32" || s === "fp16-as-fp32") return 4;
   if (s === "fp16") return 2;
   // Codes, one float32 scale per block and (asymmetric) one packed zero point per block.
   return s.bits / 8 + 4 / s.blockSize + (s.asymmetric ? s.bits / 8 / s.blockSize : 0);

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { fromFloat32 } from "../checkpoint/dtype.ts";
+import { fromFloat32, toFloat32 } from "../checkpoint/dtype.ts";
 import type { OnnxModelWriter } from "../onnx/builder.ts";
 import { DataType } from "../onnx/proto.ts";
 import {
@@ -27,8 +27,13 @@ export const MLP_INPUT_SCALE_ALPHAS: readonly number[] = [0, 0.25, 0.5, 0.75, 1]
 /** Default block size of MatMulNBits and of quantised embeddings. */
 export const QUANT_BLOCK = 32;
 
-/** How one group of linear layers is stored in q8 / q4: block-quantised, or kept as floats. */
-export type LayerStorage = QuantScheme | "fp16" | "fp32";
+/**
+ * How one group of linear layers is stored in q8 / q4: block-quantised, or kept as floats.
+ * "fp16-as-fp32" rounds the weights to fp16 but stores them as fp32: the same values as "fp16"
+ * (whose Cast ONNX Runtime folds into fp32 at every load, 3.4 s for the full-size vision tower),
+ * at twice the file size and with nothing to fold.
+ */
+export type LayerStorage = QuantScheme | "fp16" | "fp16-as-fp32" | "fp32";
 
 /** The groups of linear layers that q8 / q4 store separately. */
 export type LinearRole = "vision" | "attention" | "mlp";
@@ -73,9 +78,9 @@ export interface WeightFormat {
 
 /**
  * The shipped settings (BENCHMARKS.md has every variant measured), all with accuracy_level 4:
- * - vision encoder and projector in fp16 (ONNX Runtime folds the cast at load, so they run as
- *   fp32 GEMMs, which on x86 are as fast as the 8-bit ones); alone at 8 bits they gave most of
- *   q8's error on the fixtures;
+ * - vision encoder and projector rounded to fp16 and stored as fp32 ("fp16-as-fp32": they run as
+ *   fp32 GEMMs, which on x86 are as fast as the 8-bit ones, and an fp16 Cast would be folded at
+ *   every load); alone at 8 bits they gave most of q8's error on the fixtures;
  * - attention projections at 8 bits in blocks of 16 (about 7 % of the decoder's weights; the
  *   most sensitive decoder layers);
  * - MLP at `bits`: 8-bit symmetric blocks of 32, or 4-bit blocks of 32 with zero points over their
@@ -93,7 +98,7 @@ export function defaultQuant(bits: QuantBits): QuantOptions {
     asymmetric: b === 4,
   });
   return {
-    vision: "fp16",
+    vision: "fp16-as-fp32",
     attention: scheme(8, 16),
     mlp: scheme(bits, QUANT_BLOCK),
     table: scheme(8, QUANT_BLOCK),
@@ -185,11 +190,14 @@ export async function linear(
   const [n, k] = w.shape;
   const storage = layerStorage(fmt, role, name);
   let y: string;
-  if (storage === "fp16" || storage === "fp32") {
+  if (storage === "fp16" || storage === "fp16-as-fp32" || storage === "fp32") {
     const t = transpose2d(w.data, n, k);
     if (storage === "fp16") {
       const h = await g.weight(name, DataType.FLOAT16, [k, n], fromFloat32(t, "F16"));
       y = g.op("MatMul", [x, g.op("Cast", [h], { to: DataType.FLOAT })]);
+    } else if (storage === "fp16-as-fp32") {
+      const r = toFloat32(fromFloat32(t, "F16"), "F16");
+      y = g.op("MatMul", [x, await g.weight(name, DataType.FLOAT, [k, n], f32Bytes(r))]);
     } else {
       y = g.op("MatMul", [x, await g.weight(name, DataType.FLOAT, [k, n], f32Bytes(t))]);
     }

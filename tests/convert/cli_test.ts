@@ -111,12 +111,12 @@ Deno.test("convert: progress names each group's storage", () => {
   assert.equal(describeFormat(weightFormat("fp16")), "fp16: every weight fp16");
   assert.equal(
     describeFormat(weightFormat("q4")),
-    "q4: vision fp16, attention 8-bit blocks of 16, MLP 4-bit blocks of 32 with zero points " +
+    "q4: vision fp16-as-fp32, attention 8-bit blocks of 16, MLP 4-bit blocks of 32 with zero points " +
       "(input scaling), table 8-bit blocks of 32, accuracy_level 4",
   );
   assert.equal(
     describeFormat(weightFormat("q8", { matmul: "dq8" })),
-    "q8: vision fp16, attention 8-bit blocks of 16, MLP 8-bit blocks of 32, table 8-bit blocks " +
+    "q8: vision fp16-as-fp32, attention 8-bit blocks of 16, MLP 8-bit blocks of 32, table 8-bit blocks " +
       "of 32, accuracy_level 4, 8-bit layers as DynamicQuantizeMatMul",
   );
 });

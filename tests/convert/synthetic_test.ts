@@ -204,7 +204,7 @@ for (const version of [1, 2] as const) {
           const storage = name === EMBED ? opts.table : opts[role!];
           const x = w.get(name)!;
           if (storage === "fp32") continue;
-          if (storage === "fp16") {
+          if (storage === "fp16" || storage === "fp16-as-fp32") {
             out.set(name, toFloat32(fromFloat32(x, "F16"), "F16"));
             continue;
           }
