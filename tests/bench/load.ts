@@ -22,6 +22,7 @@
  * @module
  */
 
+import { benchInput } from "./bench_input.ts";
 import { parseArgs } from "node:util";
 import os from "node:os";
 import * as fs from "node:fs";
@@ -33,8 +34,6 @@ import { type GraphName, GRAPHS, openModelDir } from "../../lib/backend/model_di
 import type { Precision } from "../../lib/model/precision.ts";
 import { loadTokenizer } from "../../lib/tokenizer/load.ts";
 import { loadModel, parseModelArgs } from "../../cli/model_args.ts";
-
-const PROMPT_TOKENS = 8;
 
 /** One child's figures: a name → milliseconds (or another number) map. */
 type Figures = Record<string, number>;
@@ -170,14 +169,8 @@ async function backend(dir: string, dtype: Precision, threads: number, steps: nu
   const be = await OnnxBackend.load(model, { dtype, threads });
   const loadMs = performance.now() - t;
   const cfg = model.config;
-  const s = cfg.vision.imageSize;
-  const pixels = new Float32Array(3 * s * s).map((_, i) => Math.sin(i * 0.001));
-  const n = cfg.numImageTokens + 1 + PROMPT_TOKENS + 1;
-  const ids = new Int32Array(n);
-  ids.fill(cfg.imageTokenIndex, 0, cfg.numImageTokens);
-  ids[cfg.numImageTokens] = cfg.bosTokenId;
-  for (let i = 0; i < PROMPT_TOKENS; i++) ids[cfg.numImageTokens + 1 + i] = 1000 + 37 * i;
-  ids[n - 1] = 108;
+  const { pixels, ids } = benchInput(cfg);
+  const n = ids.length;
   const ttft = async () => {
     const t0 = performance.now();
     const image = await be.encodeImages(pixels, 1);

@@ -19,6 +19,7 @@
  * @module
  */
 
+import { benchInput } from "./bench_input.ts";
 import { parseArgs } from "node:util";
 import os from "node:os";
 import process from "node:process";
@@ -39,7 +40,6 @@ import {
 } from "./onnx_ceilings.ts";
 
 const DEFAULT_DIR = "/root/.cache/pg/onnx/pg1-3b-224";
-const PROMPT_TOKENS = 8;
 const DECODE_TOKENS = 64;
 /** Decode steps alternated with as many "matmuls alone" steps, in blocks of BLOCK. */
 const PAIRS = 16;
@@ -105,14 +105,8 @@ async function measureModel(path: string, dtype: Precision, threads: number): Pr
   let t0 = performance.now();
   const be = await OnnxBackend.load(dir, { dtype, threads });
   const loadMs = performance.now() - t0;
-  const s = cfg.vision.imageSize;
-  const pixels = new Float32Array(3 * s * s).map((_, i) => Math.sin(i * 0.001));
-  const n = cfg.numImageTokens + 1 + PROMPT_TOKENS + 1;
-  const ids = new Int32Array(n);
-  ids.fill(cfg.imageTokenIndex, 0, cfg.numImageTokens);
-  ids[cfg.numImageTokens] = cfg.bosTokenId;
-  for (let i = 0; i < PROMPT_TOKENS; i++) ids[cfg.numImageTokens + 1 + i] = 1000 + 37 * i;
-  ids[n - 1] = 108;
+  const { pixels, ids } = benchInput(cfg);
+  const n = ids.length;
   const run = async () => {
     const t = performance.now();
     const image = await be.encodeImages(pixels, 1);
