@@ -294,7 +294,7 @@ export async function runDetection(
       return {
         keepRgb: spec.overlay !== undefined,
         withProbs: true,
-        constrain: grammar && ((_i, ids, logits) => grammar.mask(ids, logits)),
+        constrain: grammar && ((_i, ids, vocab) => grammar.bitmask(ids, vocab)),
       };
     },
     async present(r: JobResult, position, model) {
