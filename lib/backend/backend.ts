@@ -62,6 +62,8 @@ export interface PrefillInput {
   readonly image: ImageFeatures | null;
   /** Positions at the end of each row to return logits for (default 1; 0 means all). */
   readonly logitsToKeep?: number;
+  /** Decode steps expected after the prefill (sizes a preallocated cache; a hint only). */
+  readonly reserve?: number;
 }
 
 /** One decode step for every row of a batch. */

@@ -118,6 +118,7 @@ export async function generate(
     positionIds: batch.positionIds,
     image,
     logitsToKeep: 1,
+    reserve: opts.maxTokens,
   }, request());
   let next = take(out);
   const t1 = performance.now();

@@ -157,6 +157,21 @@ export class GpuRunner {
     this.device.queue.writeBuffer(t.buffer, elementOffset * 4, bytes as Uint8Array<ArrayBuffer>);
   }
 
+  /** Records a copy of `length` elements from `src` to `dst` (element offsets), in order. */
+  copy(src: GpuTensor, srcOffset: number, dst: GpuTensor, dstOffset: number, length: number): void {
+    if (srcOffset + length > src.length || dstOffset + length > dst.length) {
+      throw new RangeError(`copy of ${length} overflows ${src.length} or ${dst.length} elements`);
+    }
+    this.#encoder ??= this.device.createCommandEncoder();
+    this.#encoder.copyBufferToBuffer(
+      src.buffer,
+      srcOffset * 4,
+      dst.buffer,
+      dstOffset * 4,
+      length * 4,
+    );
+  }
+
   /** A 1-element buffer bound where a kernel's optional input is absent. */
   get dummy(): GpuTensor {
     this.#dummy ??= this.zeros(4, "dummy");
