@@ -8,7 +8,6 @@
 import process from "node:process";
 import { join } from "node:path";
 import sharp from "sharp";
-import { pickPrecision } from "../lib/backend/model_dir.ts";
 import { isFailure, runJobs } from "../lib/generate/pipeline.ts";
 import { UsageError } from "../lib/errors.ts";
 import { buildPrompt } from "../lib/prompt/build.ts";
@@ -212,7 +211,7 @@ export const benchCommand: Command = {
       const report = {
         model: opts.model,
         backend: model.backend.name,
-        dtype: pickPrecision(model.dir, opts.dtype),
+        dtype: model.backend.dtype,
         threads: opts.threads ?? null,
         image: imageFlag ?? `generated ${cfg.vision.imageSize}x${cfg.vision.imageSize} grey`,
         prompt,

@@ -13,7 +13,7 @@ import { InputError } from "../errors.ts";
 import { isSampling } from "../generate/sampling.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
 import { findGpuAdapter, requestGpuDevice } from "../webgpu/device.ts";
-import { GpuKvCache, GpuPaliGemma } from "../webgpu/model.ts";
+import { type GpuKvCache, GpuPaliGemma } from "../webgpu/model.ts";
 import { checkModelFits, uploadWeights } from "../webgpu/model_weights.ts";
 import { pickGreedy } from "../webgpu/pick_ops.ts";
 import { GpuRunner, type GpuTensor } from "../webgpu/runner.ts";
