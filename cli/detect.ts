@@ -281,7 +281,9 @@ export async function runDetection(
           `${model.dir.tokenizer}: the tokenizer has no <locNNNN>/<segNNN> tokens`,
         );
       }
-      if (mode === "segment") decoder = await openMaskDecoder(model.dir.path, spec.vae);
+      if (mode === "segment") {
+        decoder = await openMaskDecoder(model.dir.path, spec.vae, model.backend.gpu);
+      }
       const grammar = spec.constrained
         ? new AnswerGrammar({
           mode,

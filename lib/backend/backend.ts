@@ -22,6 +22,7 @@
 
 import type { SamplingOptions } from "../generate/sampling.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
+import type { GpuRunner } from "../webgpu/runner.ts";
 
 /** Projected image features, one image per batch row, in the decoder's embedding space. */
 export interface ImageFeatures {
@@ -125,6 +126,8 @@ export interface Backend {
   readonly name: string;
   /** Weight precision in use, e.g. `q8` or `fp32`. */
   readonly dtype: string;
+  /** The WebGPU device the model runs on, if any (other models, e.g. the VQ-VAE, share it). */
+  readonly gpu?: GpuRunner;
   /** The model configuration. */
   readonly config: PaliGemmaConfig;
   /** Width of one row of logits. */

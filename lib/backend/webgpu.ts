@@ -85,6 +85,11 @@ export class WebGpuBackend implements Backend {
     this.vocabSize = config.text.vocabSize;
   }
 
+  /** The device, for the models that run beside this one (the VQ-VAE decoder). */
+  get gpu(): GpuRunner {
+    return this.runner;
+  }
+
   /**
    * Opens the default adapter and uploads `src`'s weights. Throws InputError (exit 3) when there
    * is no adapter, when the adapter lacks what the kernels need, or when a weight does not fit

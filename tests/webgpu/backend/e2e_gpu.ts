@@ -30,6 +30,9 @@ import {
 } from "../../generate/fixture_models.ts";
 import { runPg } from "../../helpers/cli.ts";
 import { findGpuAdapter } from "../../../lib/webgpu/device.ts";
+import { GpuRunner } from "../../../lib/webgpu/runner.ts";
+import { WebGpuMaskDecoder } from "../../../lib/vqvae/webgpu.ts";
+import { loadVqvaeWeights } from "../../../lib/vqvae/weights.ts";
 
 const adapter = await findGpuAdapter();
 if (!adapter) {
@@ -297,3 +300,30 @@ gpuTest(
       }
     }),
 );
+
+gpuTest("webgpu VQ-VAE decoder: the 20 fixture masks within 1e-4, one batch", async () => {
+  const dir = join(ROOT, "tests/fixtures/vqvae");
+  const meta = JSON.parse(await Deno.readTextFile(join(dir, "codes.json"))) as {
+    sequences: { index: number; codes: number[] }[];
+  };
+  const st = await openSafetensors(join(dir, "masks64.safetensors"));
+  const ref = st.get("masks")!;
+  const want = toFloat32(await ref.read(), ref.dtype);
+  st.close();
+  const r = await GpuRunner.open(adapter);
+  try {
+    const dec = new WebGpuMaskDecoder(r, await loadVqvaeWeights(VAE));
+    const got = await dec.decode(meta.sequences.map((s) => s.codes));
+    let worst = 0;
+    meta.sequences.forEach((s, i) => {
+      const w = want.subarray(s.index * 4096, (s.index + 1) * 4096);
+      for (let j = 0; j < 4096; j++) worst = Math.max(worst, Math.abs(got[i][j] - w[j]));
+    });
+    console.log(`  VQ-VAE masks max |diff| ${worst.toExponential(2)}`);
+    assert.equal(got.length, 20);
+    assert.ok(worst < 1e-4, `max |diff| ${worst}`);
+    await dec.close();
+  } finally {
+    r.destroy();
+  }
+});
