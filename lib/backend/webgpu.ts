@@ -121,8 +121,7 @@ export class WebGpuBackend implements Backend {
       const weights = await uploadWeights(runner, src, lim);
       const model = new GpuPaliGemma(runner, src.config, weights);
       const info = adapter.info;
-      const what = [info.vendor, info.architecture, info.device, info.description]
-        .filter((s) => s).join(" ") || "unknown adapter";
+      const what = info.description || info.device || info.vendor || "unknown adapter";
       const f16 = adapter.features.has("shader-f16");
       const gb = (weights.bytes / 2 ** 30).toFixed(2);
       const name = `webgpu (fp32, ${what})`;

@@ -1,0 +1,41 @@
+/**
+ * The WebGPU backend's refusals that need no adapter: a model whose tensors do not fit the
+ * adapter's buffer limits is refused before any upload, with a one-line InputError naming the
+ * tensor and the limit; `--backend` takes onnx or webgpu only.
+ */
+
+import assert from "node:assert/strict";
+import { InputError, UsageError } from "../../lib/errors.ts";
+import { checkModelFits } from "../../lib/webgpu/model_weights.ts";
+import { parseModelArgs } from "../../cli/model_args.ts";
+import { readHfConfig } from "../../lib/checkpoint/hf.ts";
+
+const HF = new URL("../fixtures/models/pg1-tiny/hf", import.meta.url).pathname;
+
+Deno.test("webgpu: a model over the adapter's binding limit is refused naming the limit", async () => {
+  const cfg = await readHfConfig(HF);
+  const big = { maxBufferSize: 1 << 30, maxStorageBufferBindingSize: 1 << 30 };
+  checkModelFits(cfg, big);
+  // The embedding table is vocab × hidden floats; one byte less than it needs.
+  const table = cfg.text.vocabSize * cfg.text.hiddenSize * 4;
+  for (const k of ["maxStorageBufferBindingSize", "maxBufferSize"] as const) {
+    const limits = { ...big, [k]: table - 1 };
+    assert.throws(() => checkModelFits(cfg, limits), (e: unknown) => {
+      assert.ok(e instanceof InputError);
+      assert.match(e.message, new RegExp(`embed_tokens\\.weight .* over the adapter's ${k}`));
+      assert.equal(e.message.split("\n").length, 1);
+      return true;
+    });
+  }
+  checkModelFits(cfg, { ...big, maxStorageBufferBindingSize: table });
+});
+
+Deno.test("--backend takes onnx or webgpu", () => {
+  const args = (backend: string) => parseModelArgs("caption", { model: HF, backend });
+  assert.equal(args("webgpu").backend, "webgpu");
+  assert.equal(args("onnx").backend, "onnx");
+  assert.throws(
+    () => args("cuda"),
+    (e: unknown) => e instanceof UsageError && /onnx or webgpu/.test(e.message),
+  );
+});
