@@ -6,7 +6,8 @@
 
 import * as fs from "node:fs";
 import type { Backend } from "../lib/backend/backend.ts";
-import { type ModelInfo, openModelDir } from "../lib/backend/model_dir.ts";
+import { type ModelInfo, openModelDir, pickPrecision } from "../lib/backend/model_dir.ts";
+import { openOnnxWeights } from "../lib/backend/onnx_weights.ts";
 import { openCheckpointModel } from "../lib/backend/model_source.ts";
 import { WebGpuBackend } from "../lib/backend/webgpu.ts";
 import { type Precision, PRECISIONS } from "../lib/model/precision.ts";
@@ -14,7 +15,7 @@ import { OnnxBackend } from "../lib/backend/onnx.ts";
 import { modelFromCache } from "../lib/convert/cache.ts";
 import { cacheFolder } from "../lib/convert/cache_entries.ts";
 import { cacheSourceFormat } from "../lib/convert/cache_key.ts";
-import { InputError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_MAX_PIXELS } from "../lib/image/load.ts";
 import type { SamplingOptions } from "../lib/generate/sampling.ts";
 import { loadTokenizer } from "../lib/tokenizer/load.ts";
@@ -244,16 +245,26 @@ export async function loadModel(args: ModelArgs): Promise<LoadedModel> {
   return { dir, backend, tokenizer, loadMs: performance.now() - t };
 }
 
-/** The WebGPU backend over a checkpoint read directly. */
+/**
+ * The WebGPU backend over a checkpoint read directly, or over a converted folder's weights read
+ * back from its graphs (lib/backend/onnx_weights.ts).
+ */
 async function loadWebGpu(args: ModelArgs): Promise<LoadedModel> {
+  const log = (line: string) => console.error(`${args.command}: ${line}`);
   if (cacheSourceFormat(args.model) === undefined) {
-    throw new InputError(
-      `${args.model}: --backend webgpu reads an HF checkpoint folder or a big_vision .npz; ` +
-        "converted ONNX folders are not read by it yet",
-    );
+    await modelFolder(args); // refuses --tokenizer and --config with a folder
+    const t = performance.now();
+    const dir = await openModelDir(args.model);
+    const dtype = pickPrecision(dir, args.dtype);
+    const tokenizer = await loadTokenizer(dir.tokenizer);
+    const backend = await WebGpuBackend.load(openOnnxWeights(dir, dtype), { log, stored: dtype });
+    return { dir, backend, tokenizer, loadMs: performance.now() - t };
   }
   if (args.dtype !== undefined && args.dtype !== "fp32") {
-    throw new UsageError(`--backend webgpu runs fp32 only for now, got --dtype ${args.dtype}`);
+    throw new UsageError(
+      `--backend webgpu reads a checkpoint's weights as fp32; --dtype ${args.dtype} applies to ` +
+        "a converted folder (pg convert --dtype)",
+    );
   }
   const t = performance.now();
   const ck = await openCheckpointModel(args.model, {
@@ -267,9 +278,7 @@ async function loadWebGpu(args: ModelArgs): Promise<LoadedModel> {
   });
   try {
     const tokenizer = await loadTokenizer(ck.info.tokenizer);
-    const backend = await WebGpuBackend.load(ck.source, {
-      log: (line) => console.error(`${args.command}: ${line}`),
-    });
+    const backend = await WebGpuBackend.load(ck.source, { log });
     return { dir: ck.info, backend, tokenizer, loadMs: performance.now() - t };
   } finally {
     ck.close();

@@ -33,6 +33,8 @@ import { bitmaskWords, pickFromLogits } from "./cpu_pick.ts";
 export interface WebGpuBackendOptions {
   /** Receives the one line saying which device and path were chosen. */
   readonly log?: (line: string) => void;
+  /** Precision the weights were stored in (a converted folder's q8 / q4 / fp16; default fp32). */
+  readonly stored?: string;
 }
 
 /** This backend's cache handle: the device cache plus the per-batch step buffers. */
@@ -69,7 +71,7 @@ export class WebGpuBackend implements Backend {
   readonly vocabSize: number;
   /** Positions, as the ONNX backend (RoPE is computed in the kernel, the limit is shared). */
   readonly contextLength = ROPE_POSITIONS - 1;
-  readonly dtype = "fp32";
+  readonly dtype: string;
   /** Image features still on the device, by the object handed out. */
   readonly #features = new WeakMap<ImageFeatures, GpuTensor>();
   #released = false;
@@ -81,8 +83,10 @@ export class WebGpuBackend implements Backend {
     readonly config: PaliGemmaConfig,
     private readonly runner: GpuRunner,
     private readonly model: GpuPaliGemma,
+    stored: string,
   ) {
     this.vocabSize = config.text.vocabSize;
+    this.dtype = stored;
   }
 
   /** The device, for the models that run beside this one (the VQ-VAE decoder). */
@@ -124,14 +128,16 @@ export class WebGpuBackend implements Backend {
       const what = info.description || info.device || info.vendor || "unknown adapter";
       const f16 = adapter.features.has("shader-f16");
       const gb = (weights.bytes / 2 ** 30).toFixed(2);
-      const name = `webgpu (fp32, ${what})`;
+      const stored = opts.stored ?? "fp32";
+      const as = stored === "fp32" ? "fp32" : `${stored} weights as fp32`;
+      const name = `webgpu (${as}, ${what})`;
       opts.log?.(
-        `webgpu: ${what}; f32 storage and arithmetic (shader-f16 ${
+        `webgpu: ${what}; ${as}: f32 storage and arithmetic (shader-f16 ${
           f16 ? "available, not used yet: the kernels are f32" : "not available"
         }); ${gb} GiB of weights; maxStorageBufferBindingSize ` +
           `${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`,
       );
-      return new WebGpuBackend(name, src.config, runner, model);
+      return new WebGpuBackend(name, src.config, runner, model, stored);
     } catch (err) {
       runner.destroy();
       throw err;

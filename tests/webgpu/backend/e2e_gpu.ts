@@ -12,6 +12,8 @@ import { join } from "node:path";
 import type { Backend } from "../../../lib/backend/backend.ts";
 import { openCheckpointModel } from "../../../lib/backend/model_source.ts";
 import { openModelDir } from "../../../lib/backend/model_dir.ts";
+import { openOnnxWeights } from "../../../lib/backend/onnx_weights.ts";
+import type { Precision } from "../../../lib/model/precision.ts";
 import { OnnxBackend } from "../../../lib/backend/onnx.ts";
 import { WebGpuBackend } from "../../../lib/backend/webgpu.ts";
 import { toFloat32 } from "../../../lib/checkpoint/dtype.ts";
@@ -327,3 +329,89 @@ gpuTest("webgpu VQ-VAE decoder: the 20 fixture masks within 1e-4, one batch", as
     r.destroy();
   }
 });
+
+/** Logits at every position of each case's prompt, one case at a time. */
+async function allLogits(be: Backend, cases: readonly FixtureCase[]): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const c of cases) {
+    const r = row(c.ids);
+    const res = await be.prefillLogits({
+      batchSize: 1,
+      length: c.ids.length,
+      inputIds: c.ids,
+      attentionMask: r.attentionMask,
+      positionIds: r.positionIds,
+      image: await be.encodeImages(c.pixels, 1),
+      logitsToKeep: 0,
+    });
+    out.push(res.logits);
+  }
+  return out;
+}
+
+function argmaxRows(a: Float32Array, v: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < a.length / v; r++) {
+    let best = 0;
+    for (let i = 1; i < v; i++) if (a[r * v + i] > a[r * v + best]) best = i;
+    out.push(best);
+  }
+  return out;
+}
+
+/**
+ * The limits tests/convert/fixtures_test.ts holds the ONNX backend to on these folders: max
+ * relative logit error against fp32 and the least top-1 agreement.
+ */
+const LIMITS: [Precision, number, number][] = [
+  ["fp32", 1e-3, 1],
+  ["fp16", 0.01, 0.99],
+  ["q8", 0.03, 0.93],
+  ["q4", 0.15, 0.75],
+];
+
+for (const model of ["pg1-tiny", "pg2-tiny"]) {
+  gpuTest(
+    `webgpu ${model}: converted fp32/fp16/q8/q4 folders within the ONNX backend's bounds`,
+    () =>
+      withTempDir(async (dir) => {
+        const cases = await fixtureCases(model);
+        const hf = await loadGpu(model, "hf");
+        const base = await allLogits(hf, cases);
+        await hf.release();
+        const failures: string[] = [];
+        for (const [p, limit, minAgree] of LIMITS) {
+          await convertFixture(model, "hf", dir, p);
+          const md = await openModelDir(dir);
+          const v = md.config.text.vocabSize;
+          const measure = async (be: Backend) => {
+            const got = await allLogits(be, cases);
+            await be.release();
+            let err = 0;
+            let agree = 0;
+            let total = 0;
+            got.forEach((g, i) => {
+              err = Math.max(err, relErr(g, base[i]));
+              const a = argmaxRows(g, v);
+              const b = argmaxRows(base[i], v);
+              agree += a.filter((x, j) => x === b[j]).length;
+              total += a.length;
+            });
+            return { err, agree: agree / total };
+          };
+          const gpu = await measure(
+            await WebGpuBackend.load(openOnnxWeights(md, p), { stored: p }),
+          );
+          const ort = await measure(await OnnxBackend.load(md, { dtype: p, threads: 1 }));
+          console.log(
+            `  ${model} ${p}: webgpu max rel err ${(gpu.err * 100).toFixed(3)}% top-1 ` +
+              `${(gpu.agree * 100).toFixed(1)}%; onnx ${(ort.err * 100).toFixed(3)}% ` +
+              `${(ort.agree * 100).toFixed(1)}% (limits ${limit * 100}%, ${minAgree * 100}%)`,
+          );
+          if (gpu.err >= limit) failures.push(`${p} rel err ${gpu.err} above ${limit}`);
+          if (gpu.agree < minAgree) failures.push(`${p} top-1 agreement ${gpu.agree}`);
+        }
+        assert.deepEqual(failures, []);
+      }),
+  );
+}
