@@ -1,7 +1,9 @@
 /**
- * The WebGPU backend's refusals that need no adapter: a model whose tensors do not fit the
- * adapter's buffer limits is refused before any upload, with a one-line InputError naming the
- * tensor and the limit; `--backend` takes onnx or webgpu only.
+ * The WebGPU backend's refusals that need no adapter: no adapter at all (simulated with
+ * DENO_WEBGPU_BACKEND naming a backend this machine lacks) is one line on stderr and exit 3, never
+ * a hang; a model whose tensors do not fit the adapter's buffer limits is refused before any
+ * upload, with a one-line InputError naming the tensor and the limit; `--backend` takes onnx or
+ * webgpu only.
  */
 
 import assert from "node:assert/strict";
@@ -9,6 +11,7 @@ import { InputError, UsageError } from "../../lib/errors.ts";
 import { checkModelFits } from "../../lib/webgpu/model_weights.ts";
 import { parseModelArgs } from "../../cli/model_args.ts";
 import { readHfConfig } from "../../lib/checkpoint/hf.ts";
+import { runPg } from "../helpers/cli.ts";
 
 const HF = new URL("../fixtures/models/pg1-tiny/hf", import.meta.url).pathname;
 
@@ -38,4 +41,15 @@ Deno.test("--backend takes onnx or webgpu", () => {
     () => args("cuda"),
     (e: unknown) => e instanceof UsageError && /onnx or webgpu/.test(e.message),
   );
+});
+
+Deno.test("--backend webgpu without an adapter: one line on stderr, exit 3", async () => {
+  const image = new URL("../fixtures/images/expected/chelsea_56.png", import.meta.url).pathname;
+  const r = await runPg(["caption", image, "--model", HF, "--backend", "webgpu", "--json"], {
+    env: { DENO_WEBGPU_BACKEND: Deno.build.os === "windows" ? "metal" : "dx12" },
+  });
+  assert.equal(r.code, 3, r.stderr);
+  assert.equal(r.stdout, "");
+  assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assert.match(r.stderr, /WebGPU: no GPU adapter available/);
 });
