@@ -16,6 +16,15 @@ import { DEFAULT_PREPROCESS, parsePreprocessConfig } from "../image/preprocess_c
 import { readProcessorSettings } from "../image/processor_file.ts";
 import { eosIdsIn, type ModelInfo } from "./model_dir.ts";
 
+/** An HF checkpoint without tokenizer.json or tokenizer.model beside it, and none given. */
+export class NoTokenizerBeside extends InputError {
+  /** `checkpoint` is the folder or file given. */
+  constructor(readonly checkpoint: string) {
+    super(`${checkpoint}: no tokenizer.json or tokenizer.model beside the checkpoint`);
+    this.name = "NoTokenizerBeside";
+  }
+}
+
 /** Options of `openCheckpointModel`. */
 export interface CheckpointModelOptions {
   /** tokenizer.model (or tokenizer.json) to use; needed for a `.npz`. */
@@ -65,11 +74,7 @@ export async function openCheckpointModel(
       (folder === null
         ? undefined
         : ["tokenizer.json", "tokenizer.model"].map((f) => join(folder, f)).find(isFile));
-    if (tokenizer === undefined) {
-      throw new InputError(
-        `${path}: no tokenizer.json or tokenizer.model beside the checkpoint; pass --tokenizer`,
-      );
-    }
+    if (tokenizer === undefined) throw new NoTokenizerBeside(path);
     const settings = folder === null ? undefined : readProcessorSettings(folder);
     const preprocess = settings === undefined ? DEFAULT_PREPROCESS : parsePreprocessConfig(
       settings.json,

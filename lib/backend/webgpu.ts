@@ -29,6 +29,18 @@ import type {
 } from "./backend.ts";
 import { bitmaskWords, pickFromLogits } from "./cpu_pick.ts";
 
+/** No WebGPU adapter on this machine (cli/wording.ts adds which flag to use instead). */
+export class NoGpuAdapter extends InputError {
+  /** Creates the error. */
+  constructor() {
+    super(
+      "WebGPU: no GPU adapter available (navigator.gpu.requestAdapter() returned null); " +
+        "use the ONNX backend or a machine with a WebGPU driver",
+    );
+    this.name = "NoGpuAdapter";
+  }
+}
+
 /** Options of `WebGpuBackend.load`. */
 export interface WebGpuBackendOptions {
   /** Receives the one line saying which device and path were chosen. */
@@ -101,12 +113,7 @@ export class WebGpuBackend implements Backend {
    */
   static async load(src: ConvertSource, opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
     const adapter = await findGpuAdapter();
-    if (!adapter) {
-      throw new InputError(
-        "WebGPU: no GPU adapter available (navigator.gpu.requestAdapter() returned null); " +
-          "use --backend onnx or a machine with a WebGPU driver",
-      );
-    }
+    if (!adapter) throw new NoGpuAdapter();
     const lim = adapter.limits;
     const need: [keyof GPUSupportedLimits, number][] = [
       ["maxComputeInvocationsPerWorkgroup", 256],

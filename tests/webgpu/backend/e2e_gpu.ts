@@ -415,3 +415,46 @@ for (const model of ["pg1-tiny", "pg2-tiny"]) {
       }),
   );
 }
+
+gpuTest("webgpu decode steps allocate nothing on the device after the first", async () => {
+  const be = await loadGpu("pg1-tiny", "hf");
+  try {
+    const [c] = await fixtureCases("pg1-tiny");
+    const n = c.ids.length;
+    const r = row(c.ids);
+    const pick = { sampling: { temperature: 0, topK: 0, topP: 1 }, withProbs: true };
+    let out = await be.prefill({
+      batchSize: 1,
+      length: n,
+      inputIds: c.ids,
+      attentionMask: r.attentionMask,
+      positionIds: r.positionIds,
+      image: await be.encodeImages(c.pixels, 1),
+      reserve: 16,
+    }, pick);
+    const device = be.gpu.device;
+    const counts = { buffers: 0, bindGroups: 0 };
+    const createBuffer = device.createBuffer.bind(device);
+    const createBindGroup = device.createBindGroup.bind(device);
+    const tokens: number[] = [];
+    for (let step = 0; step < 6; step++) {
+      if (step === 2) {
+        device.createBuffer = (d) => (counts.buffers++, createBuffer(d));
+        device.createBindGroup = (d) => (counts.bindGroups++, createBindGroup(d));
+      }
+      tokens.push(out.tokens[0]);
+      out = await be.decode({
+        cache: out.cache,
+        tokens: Int32Array.of(out.tokens[0]),
+        positionIds: Int32Array.of(n + step + 1),
+        attentionMask: new Int32Array(n + step + 1).fill(1),
+      }, pick);
+    }
+    device.createBuffer = createBuffer;
+    device.createBindGroup = createBindGroup;
+    assert.deepEqual(tokens, c.greedy.slice(0, 6));
+    assert.deepEqual(counts, { buffers: 0, bindGroups: 0 });
+  } finally {
+    await be.release();
+  }
+});
