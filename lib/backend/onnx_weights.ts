@@ -302,7 +302,7 @@ export function openOnnxWeights(dir: ModelDir, dtype: Precision): ConvertSource 
       for (const bits of [8, 4] as const) {
         const q = find("embed_tokens", `${EMBED}.q${bits}`);
         if (!q) continue;
-        const [rows, blocks, blob] = dimsOf(q);
+        const [rows, , blob] = dimsOf(q);
         const blockSize = (blob * 8) / bits;
         const zt = find("embed_tokens", `${EMBED}.zero_points`);
         const zeros = zt ? bytesOf(eg, zt) : undefined;
