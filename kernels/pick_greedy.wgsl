@@ -1,12 +1,13 @@
 // pick_greedy: the greedy token choice of one row of logits, on the device, so only ids (and
 // optionally probabilities) are read back. For row r of X [rows, n]:
-//   Ids[r]   = the smallest index of the largest X[r, i] among allowed i (all i when has_mask = 0;
+//   Out[r]        = the smallest index of the largest X[r, i] among allowed i (all i when has_mask = 0;
 //              else i is allowed when bit i % 32 of Bits[r * words + i / 32] is set);
-//   Probs[r] = exp(X[r, id] - m) / sum_i exp(X[r, i] - m), m = max_i X[r, i], over ALL i (the
+//   Out[rows + r] = the f32 bits of exp(X[r, id] - m) / sum_i exp(X[r, i] - m), m = max_i X[r, i], over ALL i (the
 //              temperature-1 probability before the mask, as lib/backend/cpu_pick.ts defines it).
-// NaNs are ignored. X is not modified.
+// NaNs are ignored. X is not modified. Ids and probabilities share one buffer so one read-back
+// brings both.
 // Bindings: 0 X (read) · 1 Bits (read, u32; any 1-element buffer when has_mask = 0) ·
-//           2 Ids (read_write, u32, rows) · 3 Probs (read_write, f32, rows) · 4 params (uniform).
+//           2 Out (read_write, u32, 2 * rows) · 3 params (uniform).
 // Workgroup: 256 threads per row; strided scans then tree reductions in workgroup memory.
 // Dispatch: (x, y, 1) with x*y >= rows, x <= 65535.
 
@@ -19,9 +20,8 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> Bits: array<u32>;
-@group(0) @binding(2) var<storage, read_write> Ids: array<u32>;
-@group(0) @binding(3) var<storage, read_write> Probs: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read_write> Out: array<u32>;
+@group(0) @binding(3) var<uniform> p: Params;
 
 const WG = 256u;
 const NONE = 0xffffffffu;
@@ -111,7 +111,7 @@ fn main(
   }
   if (t == 0u) {
     let id = select(ri[0], 0u, ri[0] == NONE);
-    Ids[row] = id;
-    Probs[row] = exp(X[base + id] - rmax) / total;
+    Out[row] = id;
+    Out[p.rows + row] = bitcast<u32>(exp(X[base + id] - rmax) / total);
   }
 }

@@ -15,7 +15,7 @@ import type { PaliGemmaConfig } from "../model/config.ts";
 import { findGpuAdapter, requestGpuDevice } from "../webgpu/device.ts";
 import { type GpuKvCache, GpuPaliGemma } from "../webgpu/model.ts";
 import { checkModelFits, uploadWeights } from "../webgpu/model_weights.ts";
-import { pickGreedy } from "../webgpu/pick_ops.ts";
+import { pickGreedy, splitPicks } from "../webgpu/pick_ops.ts";
 import { GpuRunner, type GpuTensor } from "../webgpu/runner.ts";
 import type {
   Backend,
@@ -71,8 +71,8 @@ interface StepBuffers {
   readonly positions: GpuTensor;
   readonly logits: GpuTensor;
   readonly bits: GpuTensor;
-  readonly ids: GpuTensor;
-  readonly probs: GpuTensor;
+  /** Picked ids then their probabilities (kernels/pick_greedy.wgsl). */
+  readonly picks: GpuTensor;
 }
 
 /** Positions the cache grows by when a batch outlives its reservation. */
@@ -180,8 +180,7 @@ export class WebGpuBackend implements Backend {
       positions: r.zeros(b, "step_positions"),
       logits: r.zeros(b * this.vocabSize, "step_logits"),
       bits: r.zeros(b * bitmaskWords(this.vocabSize), "step_bits"),
-      ids: r.zeros(b, "step_ids"),
-      probs: r.zeros(b, "step_probs"),
+      picks: r.zeros(2 * b, "step_picks"),
     };
   }
 
@@ -274,14 +273,12 @@ export class WebGpuBackend implements Backend {
     await pickGreedy(this.runner, {
       x: logits,
       bits: masked ? step.bits : undefined,
-      ids: step.ids,
-      probs: step.probs,
+      out: step.picks,
       rows: b,
       n: v,
     });
-    const ids = await this.runner.readU32(step.ids, b);
-    const probs = pick.withProbs ? Float64Array.from(await this.runner.read(step.probs, b)) : null;
-    return { tokens: Int32Array.from(ids), probs, cache };
+    const { ids, probs } = splitPicks(await this.runner.readU32(step.picks, 2 * b), b);
+    return { tokens: ids, probs: pick.withProbs ? Float64Array.from(probs) : null, cache };
   }
 
   /** Prefill over a left-padded batch, then the choice of each row's first token. */

@@ -11,10 +11,11 @@ export interface PickGreedyArgs {
   readonly x: GpuTensor;
   /** u32 [rows, ceil(n / 32)] allowed-token bitmasks, or undefined for no mask. */
   readonly bits?: GpuTensor;
-  /** u32 [rows] picked ids. */
-  readonly ids: GpuTensor;
-  /** f32 [rows] temperature-1 probability of each picked id (before the mask). */
-  readonly probs: GpuTensor;
+  /**
+   * [2 · rows] output: u32 picked ids, then the f32 bits of each one's temperature-1 probability
+   * (before the mask); `splitPicks` separates what `readU32` returns.
+   */
+  readonly out: GpuTensor;
   /** Rows. */
   readonly rows: number;
   /** Row width (the vocabulary). */
@@ -27,9 +28,17 @@ export async function pickGreedy(r: GpuRunner, x: PickGreedyArgs): Promise<void>
   if (x.rows < 1 || x.n < 1) throw new RangeError("pickGreedy: empty logits");
   if (x.x.length < x.rows * x.n) throw new RangeError("pickGreedy: logits buffer too small");
   if (x.bits && x.bits.length < x.rows * words) throw new RangeError("pickGreedy: mask too small");
-  if (x.ids.length < x.rows || x.probs.length < x.rows) {
-    throw new RangeError("pickGreedy: output buffers too small");
-  }
+  if (x.out.length < 2 * x.rows) throw new RangeError("pickGreedy: output buffer too small");
   const p = new ParamWriter().u32(x.rows).u32(x.n).u32(x.bits ? 1 : 0).u32(words);
-  await r.dispatch("pick_greedy", [x.x, x.bits ?? r.dummy, x.ids, x.probs], p, grid(x.rows));
+  await r.dispatch("pick_greedy", [x.x, x.bits ?? r.dummy, x.out], p, grid(x.rows));
+}
+
+/** The ids and probabilities in the `out` words of `pickGreedy` for `rows` rows. */
+export function splitPicks(
+  words: Uint32Array,
+  rows: number,
+): { ids: Int32Array; probs: Float32Array } {
+  const ids = Int32Array.from(words.subarray(0, rows));
+  const probs = new Float32Array(words.slice(rows, 2 * rows).buffer);
+  return { ids, probs };
 }

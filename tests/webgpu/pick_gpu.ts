@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { bitmaskWords, pickFromLogits } from "../../lib/backend/cpu_pick.ts";
 import { GREEDY } from "../../lib/generate/sampling.ts";
-import { pickGreedy } from "../../lib/webgpu/pick_ops.ts";
+import { pickGreedy, splitPicks } from "../../lib/webgpu/pick_ops.ts";
 import { gpuTest, Rng } from "./gpu_test_util.ts";
 
 // pick_greedy against lib/backend/cpu_pick.ts (the choice every backend must make): the same ids
@@ -26,18 +26,15 @@ import { gpuTest, Rng } from "./gpu_test_util.ts";
       }
       const flat = new Uint32Array(rows * words);
       allowed.forEach((b, i) => flat.set(b, i * words));
-      const ids = r.zeros(rows);
-      const probs = r.zeros(rows);
+      const out = r.zeros(2 * rows);
       await pickGreedy(r, {
         x: r.tensor(x),
         bits: masked ? r.tensor(flat) : undefined,
-        ids,
-        probs,
+        out,
         rows,
         n,
       });
-      const gotIds = await r.readU32(ids);
-      const gotProbs = await r.read(probs);
+      const { ids: gotIds, probs: gotProbs } = splitPicks(await r.readU32(out), rows);
       const want = pickFromLogits(x.slice(), rows, n, {
         sampling: GREEDY,
         allowed: masked ? allowed : undefined,
