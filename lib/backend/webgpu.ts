@@ -47,6 +47,8 @@ export interface WebGpuBackendOptions {
   readonly log?: (line: string) => void;
   /** Precision the weights were stored in (a converted folder's q8 / q4 / fp16; default fp32). */
   readonly stored?: string;
+  /** Caps the bytes one weight buffer may hold below the adapter's limits (tests the chunking). */
+  readonly maxBufferBytes?: number;
 }
 
 /** This backend's cache handle: the device cache plus the per-batch step buffers. */
@@ -67,7 +69,6 @@ class WebGpuCache implements KvCache {
 
 /** Buffers one decode step of a batch reuses: no allocation per token. */
 interface StepBuffers {
-  readonly tokens: GpuTensor;
   readonly positions: GpuTensor;
   readonly logits: GpuTensor;
   readonly bits: GpuTensor;
@@ -126,10 +127,15 @@ export class WebGpuBackend implements Backend {
         throw new InputError(`WebGPU: the adapter's ${k} is ${lim[k]}, the kernels need ${n}`);
       }
     }
-    checkModelFits(src.config, lim);
+    const cap = opts.maxBufferBytes ?? Infinity;
+    const limits = {
+      maxBufferSize: Math.min(lim.maxBufferSize, cap),
+      maxStorageBufferBindingSize: Math.min(lim.maxStorageBufferBindingSize, cap),
+    };
+    checkModelFits(src.config, limits);
     const runner = new GpuRunner(await requestGpuDevice(adapter));
     try {
-      const weights = await uploadWeights(runner, src, lim);
+      const weights = await uploadWeights(runner, src, limits);
       const model = new GpuPaliGemma(runner, src.config, weights);
       const info = adapter.info;
       const what = info.description || info.device || info.vendor || "unknown adapter";
@@ -176,7 +182,6 @@ export class WebGpuBackend implements Backend {
   #stepBuffers(b: number): StepBuffers {
     const r = this.runner;
     return {
-      tokens: r.zeros(b, "step_tokens"),
       positions: r.zeros(b, "step_positions"),
       logits: r.zeros(b * this.vocabSize, "step_logits"),
       bits: r.zeros(b * bitmaskWords(this.vocabSize), "step_bits"),
@@ -235,11 +240,10 @@ export class WebGpuBackend implements Backend {
     if (gpu.length + 1 > gpu.capacity) {
       gpu = await this.model.grow(gpu, Math.min(this.contextLength + 1, gpu.capacity + GROW));
     }
-    this.runner.write(cache.step.tokens, input.tokens);
     this.runner.write(cache.step.positions, input.positionIds);
     await this.model.decode(
       gpu,
-      cache.step.tokens,
+      input.tokens,
       cache.step.positions,
       input.attentionMask,
       cache.step.logits,

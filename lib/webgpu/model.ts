@@ -8,7 +8,7 @@
  */
 
 import type { PaliGemmaConfig } from "../model/config.ts";
-import type { ModelWeights } from "./model_weights.ts";
+import type { Matrix, ModelWeights } from "./model_weights.ts";
 import {
   add,
   attention,
@@ -85,9 +85,76 @@ class Scratch {
 export class GpuPaliGemma {
   readonly #scratch = new Map<number, Scratch>();
   readonly #sqrtD: number;
+  /** Growable scratch buffers by purpose (reallocated only to grow). */
+  readonly #grow = new Map<string, GpuTensor>();
 
   constructor(readonly r: GpuRunner, readonly cfg: PaliGemmaConfig, readonly w: ModelWeights) {
     this.#sqrtD = Math.fround(Math.sqrt(cfg.text.hiddenSize));
+  }
+
+  /** A scratch buffer `key` of at least `length` elements (kept and reused). */
+  #buffer(key: string, length: number): GpuTensor {
+    const have = this.#grow.get(key);
+    if (have && have.length >= length) return have;
+    have?.buffer.destroy();
+    const t = this.r.zeros(Math.max(length, 2 * (have?.length ?? 0)), key);
+    this.#grow.set(key, t);
+    return t;
+  }
+
+  /** out[m, n] = a[m, k] · Wᵀ (+ bias), over W's row chunks (columns of out). */
+  async #mm(a: GpuTensor, w: Matrix, out: GpuTensor, m: number): Promise<void> {
+    const r = this.r;
+    if (w.chunks.length === 1) {
+      const c = w.chunks[0];
+      await matmul(r, { a, w: c.w, bias: c.bias, out, m, n: w.n, k: w.k });
+      return;
+    }
+    let most = 0;
+    for (const c of w.chunks) most = Math.max(most, c.rows);
+    const tmp = this.#buffer("chunk_out", m * most);
+    for (const c of w.chunks) {
+      await matmul(r, { a, w: c.w, bias: c.bias, out: tmp, m, n: c.rows, k: w.k });
+      for (let i = 0; i < m; i++) r.copy(tmp, i * c.rows, out, i * w.n + c.row0, c.rows);
+    }
+  }
+
+  /**
+   * out[i, :] = embed[ids[i], :] (zero rows for ids past the table), over the table's row chunks:
+   * each chunk gathers the ids it holds (the others read as out of range, zero rows) and the
+   * chunks' rows are summed (adding zeros is exact).
+   */
+  async #gather(ids: Int32Array, out: GpuTensor): Promise<void> {
+    const r = this.r;
+    const e = this.w.embed;
+    const rows = ids.length;
+    const d = e.k;
+    // All the id buffers are written before any dispatch is recorded (a write submits first).
+    const idBufs = e.chunks.map((c, ci) => {
+      const local = e.chunks.length === 1 ? ids : Int32Array.from(
+        ids,
+        (id) => (id >= c.row0 && id < c.row0 + c.rows ? id - c.row0 : c.rows),
+      );
+      const idBuf = this.#buffer(`ids${ci}`, rows);
+      r.write(idBuf, local);
+      return idBuf;
+    });
+    for (const [ci, c] of e.chunks.entries()) {
+      const target = ci === 0 ? out : this.#buffer("gather_part", rows * d);
+      await embedding(r, { table: c.w, ids: idBufs[ci], out: target, rows, dim: d, vocab: c.rows });
+      if (ci > 0) {
+        const sum = this.#buffer("gather_sum", rows * d);
+        await add(r, { a: out, b: target, out: sum, n: rows * d });
+        r.copy(sum, 0, out, 0, rows * d);
+      }
+    }
+  }
+
+  /** Uploads the additive key mask of a step (0 on real keys, -Infinity on padding). */
+  #writeMask(cache: GpuKvCache, mask: Int32Array): void {
+    const bias = new Float32Array(mask.length);
+    for (let i = 0; i < mask.length; i++) bias[i] = mask[i] ? 0 : -Infinity;
+    this.r.write(cache.mask, bias);
   }
 
   #rows(rows: number): Scratch {
@@ -171,9 +238,9 @@ export class GpuPaliGemma {
     const eps = v.layerNormEps;
     for (const L of this.w.vision) {
       await layernorm(r, { x, w: L.ln1w, b: L.ln1b, out: hbuf, rows, dim: dv, eps });
-      await matmul(r, { a: hbuf, w: L.qw, bias: L.qb, out: q, m: rows, n: dv, k: dv });
-      await matmul(r, { a: hbuf, w: L.kw, bias: L.kb, out: k, m: rows, n: dv, k: dv });
-      await matmul(r, { a: hbuf, w: L.vw, bias: L.vb, out: vv, m: rows, n: dv, k: dv });
+      await this.#mm(hbuf, L.qw, q, rows);
+      await this.#mm(hbuf, L.kw, k, rows);
+      await this.#mm(hbuf, L.vw, vv, rows);
       const kv = { batch: b, tokens: n, heads, headDim: hd, past: 0, capacity: n };
       await kvAppend(r, { src: k, cache: kc, ...kv });
       await kvAppend(r, { src: vv, cache: vc, ...kv });
@@ -191,14 +258,14 @@ export class GpuPaliGemma {
         capacity: n,
         scale: hd ** -0.5,
       });
-      await matmul(r, { a: att, w: L.ow, bias: L.ob, out: o, m: rows, n: dv, k: dv });
+      await this.#mm(att, L.ow, o, rows);
       await add(r, { a: x, b: o, out: x2, n: rows * dv });
       [x, x2] = [x2, x];
       await layernorm(r, { x, w: L.ln2w, b: L.ln2b, out: hbuf, rows, dim: dv, eps });
       const im = v.intermediateSize;
-      await matmul(r, { a: hbuf, w: L.fc1w, bias: L.fc1b, out: f, m: rows, n: im, k: dv });
+      await this.#mm(hbuf, L.fc1w, f, rows);
       await gelu(r, { x: f, out: f2, n: rows * im });
-      await matmul(r, { a: f2, w: L.fc2w, bias: L.fc2b, out: o, m: rows, n: dv, k: im });
+      await this.#mm(f2, L.fc2w, o, rows);
       await add(r, { a: x, b: o, out: x2, n: rows * dv });
       [x, x2] = [x2, x];
     }
@@ -214,15 +281,7 @@ export class GpuPaliGemma {
     const pd = this.cfg.projectionDim;
     const proj = buf(rows * pd, "proj");
     const feats = r.zeros(rows * pd, "image_features");
-    await matmul(r, {
-      a: hbuf,
-      w: this.w.projW,
-      bias: this.w.projB,
-      out: proj,
-      m: rows,
-      n: pd,
-      k: dv,
-    });
+    await this.#mm(hbuf, this.w.proj, proj, rows);
     await scale(r, {
       x: proj,
       out: feats,
@@ -269,14 +328,13 @@ export class GpuPaliGemma {
   /**
    * Runs the decoder on `s` new tokens per row whose input embeddings (already merged, not yet
    * multiplied by sqrt(D)) are in the scratch `h` buffer; appends their keys and values to the
-   * cache and leaves the final hidden states in the scratch `h`. `mask` is [B, cache.length + s]
-   * (1 real, 0 padding), `positions` [B, s].
+   * cache and leaves the final hidden states in the scratch `h`. The step's key mask is already
+   * in `cache.mask` (`#writeMask`); `positions` is [B, s].
    */
   async #layers(
     sc: Scratch,
     cache: GpuKvCache,
     s: number,
-    mask: Int32Array,
     positions: GpuTensor,
   ): Promise<void> {
     const r = this.r;
@@ -287,9 +345,6 @@ export class GpuPaliGemma {
     const hd = t.headDim;
     const past = cache.length;
     const total = past + s;
-    const bias = new Float32Array(mask.length);
-    for (let i = 0; i < mask.length; i++) bias[i] = mask[i] ? 0 : -Infinity;
-    r.write(cache.mask, bias);
     let h = sc.h;
     let h2 = sc.sum;
     await scale(r, { x: h, out: h2, n: rows * d, s: this.#sqrtD });
@@ -298,9 +353,9 @@ export class GpuPaliGemma {
     const inter = t.intermediateSize;
     for (const [i, L] of this.w.text.entries()) {
       await rmsnorm(r, { x: h, w: L.inputNorm, out: sc.x, rows, dim: d, eps });
-      await matmul(r, { a: sc.x, w: L.qw, out: sc.q, m: rows, n: t.numHeads * hd, k: d });
-      await matmul(r, { a: sc.x, w: L.kw, out: sc.k, m: rows, n: t.numKvHeads * hd, k: d });
-      await matmul(r, { a: sc.x, w: L.vw, out: sc.v, m: rows, n: t.numKvHeads * hd, k: d });
+      await this.#mm(sc.x, L.qw, sc.q, rows);
+      await this.#mm(sc.x, L.kw, sc.k, rows);
+      await this.#mm(sc.x, L.vw, sc.v, rows);
       const rp = { positions, batch: b, tokens: s, headDim: hd, theta: t.ropeTheta };
       await rope(r, { x: sc.q, heads: t.numHeads, ...rp });
       await rope(r, { x: sc.k, heads: t.numKvHeads, ...rp });
@@ -331,7 +386,7 @@ export class GpuPaliGemma {
         scale: t.queryPreAttnScalar ** -0.5,
         softcap: t.attnLogitSoftcap ?? 0,
       });
-      await matmul(r, { a: sc.attn, w: L.ow, out: sc.o, m: rows, n: d, k: t.numHeads * hd });
+      await this.#mm(sc.attn, L.ow, sc.o, rows);
       let attnOut = sc.o;
       if (L.postAttnNorm) {
         await rmsnorm(r, { x: sc.o, w: L.postAttnNorm, out: sc.x, rows, dim: d, eps });
@@ -340,9 +395,9 @@ export class GpuPaliGemma {
       await add(r, { a: h, b: attnOut, out: h2, n: rows * d });
       [h, h2] = [h2, h];
       await rmsnorm(r, { x: h, w: L.mlpNorm, out: sc.x, rows, dim: d, eps });
-      await matmul(r, { a: sc.x, w: L.gateUp, out: sc.gateUp, m: rows, n: 2 * inter, k: d });
+      await this.#mm(sc.x, L.gateUp, sc.gateUp, rows);
       await geluMul(r, { gate: sc.gateUp, out: sc.mlp, rows, cols: inter });
-      await matmul(r, { a: sc.mlp, w: L.down, out: sc.o, m: rows, n: d, k: inter });
+      await this.#mm(sc.mlp, L.down, sc.o, rows);
       let mlpOut = sc.o;
       if (L.postMlpNorm) {
         await rmsnorm(r, { x: sc.o, w: L.postMlpNorm, out: sc.x, rows, dim: d, eps });
@@ -360,7 +415,7 @@ export class GpuPaliGemma {
     const t = this.cfg.text;
     const d = t.hiddenSize;
     await rmsnorm(this.r, { x, w: this.w.finalNorm, out: tmp, rows, dim: d, eps: t.rmsNormEps });
-    await matmul(this.r, { a: tmp, w: this.w.lmHead, out: logits, m: rows, n: t.vocabSize, k: d });
+    await this.#mm(tmp, this.w.lmHead, logits, rows);
   }
 
   /**
@@ -384,16 +439,9 @@ export class GpuPaliGemma {
     const d = t.hiddenSize;
     const rows = b * n;
     const sc = this.#rows(rows);
-    const idBuf = r.tensor(ids, "ids");
     const posBuf = r.tensor(positions, "positions");
-    await embedding(r, {
-      table: this.w.embed,
-      ids: idBuf,
-      out: sc.h,
-      rows,
-      dim: d,
-      vocab: t.vocabSize,
-    });
+    this.#writeMask(cache, mask);
+    await this.#gather(ids, sc.h);
     if (image) {
       const imageId = this.cfg.imageTokenIndex;
       for (let row = 0; row < b; row++) {
@@ -416,7 +464,7 @@ export class GpuPaliGemma {
         }
       }
     }
-    await this.#layers(sc, cache, n, mask, posBuf);
+    await this.#layers(sc, cache, n, posBuf);
     const kept = keep <= 0 || keep > n ? n : keep;
     const last = r.zeros(b * kept * d, "last");
     for (let row = 0; row < b; row++) {
@@ -426,14 +474,14 @@ export class GpuPaliGemma {
     const tmp = r.zeros(b * kept * d, "normed");
     await this.#head(last, b * kept, tmp, logits);
     await r.sync();
-    for (const x of [idBuf, posBuf, last, tmp]) x.buffer.destroy();
+    for (const x of [posBuf, last, tmp]) x.buffer.destroy();
     return logits;
   }
 
   /** One decode step: `tokens` [B] at `positions` [B]; logits [B, V] into `logits`. */
   async decode(
     cache: GpuKvCache,
-    tokens: GpuTensor,
+    tokens: Int32Array,
     positions: GpuTensor,
     mask: Int32Array,
     logits: GpuTensor,
@@ -443,15 +491,9 @@ export class GpuPaliGemma {
     const b = cache.batchSize;
     const d = t.hiddenSize;
     const sc = this.#rows(b);
-    await embedding(r, {
-      table: this.w.embed,
-      ids: tokens,
-      out: sc.h,
-      rows: b,
-      dim: d,
-      vocab: t.vocabSize,
-    });
-    await this.#layers(sc, cache, 1, mask, positions);
+    this.#writeMask(cache, mask);
+    await this.#gather(tokens, sc.h);
+    await this.#layers(sc, cache, 1, positions);
     await this.#head(sc.h, b, sc.x, logits);
   }
 
@@ -459,5 +501,7 @@ export class GpuPaliGemma {
   destroy(): void {
     for (const s of this.#scratch.values()) s.destroy();
     this.#scratch.clear();
+    for (const t of this.#grow.values()) t.buffer.destroy();
+    this.#grow.clear();
   }
 }

@@ -1,7 +1,10 @@
 /**
  * PaliGemma's weights on a WebGPU device, uploaded from a checkpoint's canonical tensors
  * (lib/convert/source.ts: HF folder or big_vision `.npz`, any stored dtype, read as float32).
- * Every tensor is checked against the adapter's buffer limits before anything is uploaded.
+ * Weight matrices larger than the adapter's binding limits are split into chunks of whole rows
+ * (`Matrix`), each in its own buffer, so a large vocabulary's table fits adapters whose
+ * `maxStorageBufferBindingSize` is below its size; a model is refused (naming the tensor and the
+ * limit) only when one row, or a tensor that cannot be split, does not fit.
  * @module
  */
 
@@ -12,39 +15,48 @@ import { isTied, type PaliGemmaConfig } from "../model/config.ts";
 import { LM_HEAD, PROJECTOR_PREFIX, TEXT_PREFIX, VISION_PREFIX } from "../model/names.ts";
 import type { GpuRunner, GpuTensor } from "./runner.ts";
 
-/** One SigLIP encoder layer. */
+/** Rows [row0, row0 + rows) of a matrix, and of its bias when it has one. */
+export interface MatrixChunk {
+  readonly w: GpuTensor;
+  readonly bias?: GpuTensor;
+  readonly row0: number;
+  readonly rows: number;
+}
+
+/** An [n, k] weight (HF Linear [out, in]) in one or more row chunks. */
+export interface Matrix {
+  readonly n: number;
+  readonly k: number;
+  readonly chunks: readonly MatrixChunk[];
+}
+
+/** One SigLIP encoder layer (biases are in the matrices). */
 export interface VisionLayerWeights {
   readonly ln1w: GpuTensor;
   readonly ln1b: GpuTensor;
-  readonly qw: GpuTensor;
-  readonly qb: GpuTensor;
-  readonly kw: GpuTensor;
-  readonly kb: GpuTensor;
-  readonly vw: GpuTensor;
-  readonly vb: GpuTensor;
-  readonly ow: GpuTensor;
-  readonly ob: GpuTensor;
+  readonly qw: Matrix;
+  readonly kw: Matrix;
+  readonly vw: Matrix;
+  readonly ow: Matrix;
   readonly ln2w: GpuTensor;
   readonly ln2b: GpuTensor;
-  readonly fc1w: GpuTensor;
-  readonly fc1b: GpuTensor;
-  readonly fc2w: GpuTensor;
-  readonly fc2b: GpuTensor;
+  readonly fc1w: Matrix;
+  readonly fc2w: Matrix;
 }
 
 /** One Gemma decoder layer (gate and up fused into one [2·I, D] matrix). */
 export interface TextLayerWeights {
   readonly inputNorm: GpuTensor;
-  readonly qw: GpuTensor;
-  readonly kw: GpuTensor;
-  readonly vw: GpuTensor;
-  readonly ow: GpuTensor;
+  readonly qw: Matrix;
+  readonly kw: Matrix;
+  readonly vw: Matrix;
+  readonly ow: Matrix;
   /** Gemma 2 only: the norm after attention. */
   readonly postAttnNorm: GpuTensor | null;
   /** Gemma: post_attention_layernorm; Gemma 2: pre_feedforward_layernorm. */
   readonly mlpNorm: GpuTensor;
-  readonly gateUp: GpuTensor;
-  readonly down: GpuTensor;
+  readonly gateUp: Matrix;
+  readonly down: Matrix;
   /** Gemma 2 only: the norm after the MLP. */
   readonly postMlpNorm: GpuTensor | null;
 }
@@ -57,14 +69,14 @@ export interface ModelWeights {
   readonly vision: readonly VisionLayerWeights[];
   readonly postLnW: GpuTensor;
   readonly postLnB: GpuTensor;
-  readonly projW: GpuTensor;
-  readonly projB: GpuTensor;
+  /** Projector, bias included. */
+  readonly proj: Matrix;
   /** [V, D] token embeddings. */
-  readonly embed: GpuTensor;
+  readonly embed: Matrix;
   readonly text: readonly TextLayerWeights[];
   readonly finalNorm: GpuTensor;
   /** [V, D] LM head (the embedding table when tied). */
-  readonly lmHead: GpuTensor;
+  readonly lmHead: Matrix;
   /** Bytes uploaded. */
   readonly bytes: number;
 }
@@ -88,26 +100,37 @@ export function checkFits(what: string, bytes: number, limits: BufferLimits): vo
   }
 }
 
-/** Canonical names and shapes of every tensor the device holds, checked before uploading. */
-function plannedTensors(cfg: PaliGemmaConfig): [string, number][] {
-  const v = cfg.vision;
-  const t = cfg.text;
-  const out: [string, number][] = [];
-  const vocab = t.vocabSize * t.hiddenSize;
-  out.push([`${TEXT_PREFIX}embed_tokens.weight`, vocab]);
-  if (!isTied(cfg)) out.push([LM_HEAD, vocab]);
-  out.push([`${VISION_PREFIX}encoder.layers.0.mlp.fc1.weight`, v.intermediateSize * v.hiddenSize]);
-  out.push([
-    `${TEXT_PREFIX}layers.0.mlp.gate_proj.weight + up_proj.weight`,
-    2 * t.intermediateSize * t.hiddenSize,
-  ]);
-  out.push([`${PROJECTOR_PREFIX}linear.weight`, cfg.projectionDim * v.hiddenSize]);
-  return out;
+/** Rows of `k` floats a chunk may hold under `limits`. */
+export function rowsPerChunk(k: number, limits: BufferLimits): number {
+  const most = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  return Math.floor(most / (k * 4));
 }
 
-/** Checks that the largest tensors fit the adapter's limits (before any upload). */
+/**
+ * Checks, before any upload, that every matrix's rows and every tensor that cannot be split fit
+ * the adapter's limits.
+ */
 export function checkModelFits(cfg: PaliGemmaConfig, limits: BufferLimits): void {
-  for (const [name, n] of plannedTensors(cfg)) checkFits(name, n * 4, limits);
+  const v = cfg.vision;
+  const t = cfg.text;
+  const grid = Math.floor(v.imageSize / v.patchSize);
+  const rowOf: [string, number][] = [
+    [`${TEXT_PREFIX}embed_tokens.weight`, t.hiddenSize],
+    [`${VISION_PREFIX}encoder.layers.0.mlp.fc2.weight`, v.intermediateSize],
+    [`${TEXT_PREFIX}layers.0.mlp.down_proj.weight`, t.intermediateSize],
+    [`${TEXT_PREFIX}layers.0.self_attn.o_proj.weight`, t.numHeads * t.headDim],
+  ];
+  for (const [name, k] of rowOf) checkFits(`one row of ${name}`, k * 4, limits);
+  checkFits(
+    `${VISION_PREFIX}embeddings.position_embedding.weight`,
+    grid * grid * v.hiddenSize * 4,
+    limits,
+  );
+  checkFits(
+    `${VISION_PREFIX}embeddings.patch_embedding.weight`,
+    v.hiddenSize * 3 * v.patchSize ** 2 * 4,
+    limits,
+  );
 }
 
 /** Uploads every weight of `src` to the runner's device as float32. */
@@ -127,6 +150,30 @@ export async function uploadWeights(
     bytes += data.byteLength;
     return r.tensor(data, name);
   };
+  const perChunk = (k: number) => Math.max(1, rowsPerChunk(k, limits));
+  /** Uploads [n, k] values (and an [n] bias) in row chunks that fit the limits. */
+  const split = (name: string, w: Float32Array, n: number, k: number, b?: Float32Array): Matrix => {
+    checkFits(`one row of ${name}`, k * 4, limits);
+    const step = perChunk(k);
+    const chunks: MatrixChunk[] = [];
+    for (let row0 = 0; row0 < n; row0 += step) {
+      const rows = Math.min(step, n - row0);
+      chunks.push({
+        w: r.tensor(w.subarray(row0 * k, (row0 + rows) * k), `${name} rows ${row0}+${rows}`),
+        ...(b ? { bias: r.tensor(b.subarray(row0, row0 + rows), `${name}.bias`) } : {}),
+        row0,
+        rows,
+      });
+    }
+    bytes += w.byteLength + (b?.byteLength ?? 0);
+    return { n, k, chunks };
+  };
+  /** The Linear `name` (`.weight` [n, k], and `.bias` [n] when `withBias`). */
+  const mat = async (name: string, n: number, k: number, withBias = false): Promise<Matrix> => {
+    const w = (await readF32(src, `${name}.weight`, [n, k])).data;
+    const b = withBias ? (await readF32(src, `${name}.bias`, [n])).data : undefined;
+    return split(name, w, n, k, b);
+  };
   const dv = v.hiddenSize;
   const patch = v.patchSize;
   const V = VISION_PREFIX;
@@ -136,20 +183,14 @@ export async function uploadWeights(
     vision.push({
       ln1w: await up(`${p}layer_norm1.weight`, [dv]),
       ln1b: await up(`${p}layer_norm1.bias`, [dv]),
-      qw: await up(`${p}self_attn.q_proj.weight`, [dv, dv]),
-      qb: await up(`${p}self_attn.q_proj.bias`, [dv]),
-      kw: await up(`${p}self_attn.k_proj.weight`, [dv, dv]),
-      kb: await up(`${p}self_attn.k_proj.bias`, [dv]),
-      vw: await up(`${p}self_attn.v_proj.weight`, [dv, dv]),
-      vb: await up(`${p}self_attn.v_proj.bias`, [dv]),
-      ow: await up(`${p}self_attn.out_proj.weight`, [dv, dv]),
-      ob: await up(`${p}self_attn.out_proj.bias`, [dv]),
+      qw: await mat(`${p}self_attn.q_proj`, dv, dv, true),
+      kw: await mat(`${p}self_attn.k_proj`, dv, dv, true),
+      vw: await mat(`${p}self_attn.v_proj`, dv, dv, true),
+      ow: await mat(`${p}self_attn.out_proj`, dv, dv, true),
       ln2w: await up(`${p}layer_norm2.weight`, [dv]),
       ln2b: await up(`${p}layer_norm2.bias`, [dv]),
-      fc1w: await up(`${p}mlp.fc1.weight`, [v.intermediateSize, dv]),
-      fc1b: await up(`${p}mlp.fc1.bias`, [v.intermediateSize]),
-      fc2w: await up(`${p}mlp.fc2.weight`, [dv, v.intermediateSize]),
-      fc2b: await up(`${p}mlp.fc2.bias`, [dv]),
+      fc1w: await mat(`${p}mlp.fc1`, v.intermediateSize, dv, true),
+      fc2w: await mat(`${p}mlp.fc2`, dv, v.intermediateSize, true),
     });
   }
   const d = t.hiddenSize;
@@ -159,29 +200,27 @@ export async function uploadWeights(
   for (let i = 0; i < t.numLayers; i++) {
     const p = `${TEXT_PREFIX}layers.${i}.`;
     const inter = t.intermediateSize;
-    checkFits(`${p}mlp.gate_proj+up_proj`, 2 * inter * d * 4, limits);
     const gu = new Float32Array(2 * inter * d);
     gu.set((await readF32(src, `${p}mlp.gate_proj.weight`, [inter, d])).data, 0);
     gu.set((await readF32(src, `${p}mlp.up_proj.weight`, [inter, d])).data, inter * d);
-    bytes += gu.byteLength;
     text.push({
       inputNorm: await up(`${p}input_layernorm.weight`, [d]),
-      qw: await up(`${p}self_attn.q_proj.weight`, [t.numHeads * hd, d]),
-      kw: await up(`${p}self_attn.k_proj.weight`, [t.numKvHeads * hd, d]),
-      vw: await up(`${p}self_attn.v_proj.weight`, [t.numKvHeads * hd, d]),
-      ow: await up(`${p}self_attn.o_proj.weight`, [d, t.numHeads * hd]),
+      qw: await mat(`${p}self_attn.q_proj`, t.numHeads * hd, d),
+      kw: await mat(`${p}self_attn.k_proj`, t.numKvHeads * hd, d),
+      vw: await mat(`${p}self_attn.v_proj`, t.numKvHeads * hd, d),
+      ow: await mat(`${p}self_attn.o_proj`, d, t.numHeads * hd),
       postAttnNorm: g2 ? await up(`${p}post_attention_layernorm.weight`, [d]) : null,
       mlpNorm: await up(
         g2 ? `${p}pre_feedforward_layernorm.weight` : `${p}post_attention_layernorm.weight`,
         [d],
       ),
-      gateUp: r.tensor(gu, `${p}mlp.gate_up`),
-      down: await up(`${p}mlp.down_proj.weight`, [d, inter]),
+      gateUp: split(`${p}mlp.gate_up`, gu, 2 * inter, d),
+      down: await mat(`${p}mlp.down_proj`, d, inter),
       postMlpNorm: g2 ? await up(`${p}post_feedforward_layernorm.weight`, [d]) : null,
     });
   }
-  const embed = await up(`${TEXT_PREFIX}embed_tokens.weight`, [t.vocabSize, d]);
-  const lmHead = isTied(cfg) ? embed : await up(LM_HEAD, [t.vocabSize, d]);
+  const embed = await mat(`${TEXT_PREFIX}embed_tokens`, t.vocabSize, d);
+  const lmHead = isTied(cfg) ? embed : await mat(LM_HEAD.replace(/\.weight$/, ""), t.vocabSize, d);
   const grid = Math.floor(v.imageSize / patch);
   return {
     patchW: await up(`${V}embeddings.patch_embedding.weight`, [dv, 3, patch, patch]),
@@ -190,8 +229,7 @@ export async function uploadWeights(
     vision,
     postLnW: await up(`${V}post_layernorm.weight`, [dv]),
     postLnB: await up(`${V}post_layernorm.bias`, [dv]),
-    projW: await up(`${PROJECTOR_PREFIX}linear.weight`, [cfg.projectionDim, dv]),
-    projB: await up(`${PROJECTOR_PREFIX}linear.bias`, [cfg.projectionDim]),
+    proj: await mat(`${PROJECTOR_PREFIX}linear`, cfg.projectionDim, dv, true),
     embed,
     text,
     finalNorm: await up(`${TEXT_PREFIX}norm.weight`, [d]),

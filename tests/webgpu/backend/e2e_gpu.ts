@@ -416,7 +416,7 @@ for (const model of ["pg1-tiny", "pg2-tiny"]) {
   );
 }
 
-gpuTest("webgpu decode steps allocate nothing on the device after the first", async () => {
+gpuTest("webgpu decode steps: one submission each, nothing allocated after the first", async () => {
   const be = await loadGpu("pg1-tiny", "hf");
   try {
     const [c] = await fixtureCases("pg1-tiny");
@@ -433,14 +433,16 @@ gpuTest("webgpu decode steps allocate nothing on the device after the first", as
       reserve: 16,
     }, pick);
     const device = be.gpu.device;
-    const counts = { buffers: 0, bindGroups: 0 };
+    const counts = { buffers: 0, bindGroups: 0, submits: 0 };
     const createBuffer = device.createBuffer.bind(device);
     const createBindGroup = device.createBindGroup.bind(device);
+    const submit = device.queue.submit.bind(device.queue);
     const tokens: number[] = [];
     for (let step = 0; step < 6; step++) {
       if (step === 2) {
         device.createBuffer = (d) => (counts.buffers++, createBuffer(d));
         device.createBindGroup = (d) => (counts.bindGroups++, createBindGroup(d));
+        device.queue.submit = (c) => (counts.submits++, submit(c));
       }
       tokens.push(out.tokens[0]);
       out = await be.decode({
@@ -452,9 +454,37 @@ gpuTest("webgpu decode steps allocate nothing on the device after the first", as
     }
     device.createBuffer = createBuffer;
     device.createBindGroup = createBindGroup;
+    device.queue.submit = submit;
     assert.deepEqual(tokens, c.greedy.slice(0, 6));
-    assert.deepEqual(counts, { buffers: 0, bindGroups: 0 });
+    // Four steps: no new buffer or bind group, one submission each (the pick's read-back).
+    assert.deepEqual(counts, { buffers: 0, bindGroups: 0, submits: 4 });
   } finally {
     await be.release();
   }
 });
+
+gpuTest(
+  "webgpu weights split into row chunks under a small buffer limit: identical logits",
+  async () => {
+    const cases = (await fixtureCases("pg1-tiny")).slice(0, 2);
+    const ck = await openCheckpointModel(join(FIX, "pg1-tiny", "hf"), {
+      tokenizer: join(FIX, "pg1-tiny", "hf", "tokenizer.json"),
+    });
+    try {
+      const whole = await WebGpuBackend.load(ck.source);
+      const want = await allLogits(whole, cases);
+      const wantTokens = await greedy(whole, cases);
+      await whole.release();
+      // 100 KiB: the 2153 × 40 embedding table (336 KiB) in 4 chunks, the rest whole.
+      const split = await WebGpuBackend.load(ck.source, { maxBufferBytes: 100 * 1024 });
+      const got = await allLogits(split, cases);
+      const gotTokens = await greedy(split, cases);
+      await split.release();
+      got.forEach((g, i) => assert.deepEqual(g, want[i], `case ${i} logits`));
+      assert.deepEqual(gotTokens, wantTokens);
+      assert.deepEqual(gotTokens, cases.map((c) => c.greedy));
+    } finally {
+      ck.close();
+    }
+  },
+);
