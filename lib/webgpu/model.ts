@@ -486,10 +486,7 @@ export class GpuPaliGemma {
     mask: Int32Array,
     logits: GpuTensor,
   ): Promise<void> {
-    const r = this.r;
-    const t = this.cfg.text;
     const b = cache.batchSize;
-    const d = t.hiddenSize;
     const sc = this.#rows(b);
     this.#writeMask(cache, mask);
     await this.#gather(tokens, sc.h);
