@@ -172,11 +172,12 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
-  /** The device copy of `image` (uploaded when it came from elsewhere). */
+  /** The device copy of `image` (uploaded when it came from elsewhere or was used already). */
   #imageOnDevice(image: ImageFeatures): { t: GpuTensor; owned: boolean } {
+    // The device copy serves one prefill, then is freed (a later prefill uploads `data` again).
     const t = this.#features.get(image);
-    if (t) return { t, owned: false };
-    return { t: this.runner.tensor(image.data, "image_features"), owned: true };
+    this.#features.delete(image);
+    return { t: t ?? this.runner.tensor(image.data, "image_features"), owned: true };
   }
 
   #stepBuffers(b: number): StepBuffers {
