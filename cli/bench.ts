@@ -8,7 +8,6 @@
 import process from "node:process";
 import { join } from "node:path";
 import sharp from "sharp";
-import { pickPrecision } from "../lib/backend/model_dir.ts";
 import { isFailure, runJobs } from "../lib/generate/pipeline.ts";
 import { UsageError } from "../lib/errors.ts";
 import { buildPrompt } from "../lib/prompt/build.ts";
@@ -39,6 +38,7 @@ Options:
                        checkpoint, the precision to convert it to, default fp32)
   --tokenizer FILE     tokenizer.model for a checkpoint (needed for a big_vision .npz)
   --config FILE        config.json whose values replace a checkpoint's (see 'pg convert')
+  --backend NAME       onnx (default) or webgpu (an HF folder or .npz read as it is; see README)
   --threads N          ONNX Runtime intra-op threads (default: one per core)
   --image FILE         image to encode (default: a generated grey test image)
   --prompt TEXT        prompt (default 'caption en')
@@ -137,6 +137,7 @@ export const benchCommand: Command = {
       tokenizer: MODEL_FLAG_SPEC.tokenizer,
       config: MODEL_FLAG_SPEC.config,
       dtype: MODEL_FLAG_SPEC.dtype,
+      backend: MODEL_FLAG_SPEC.backend,
       threads: MODEL_FLAG_SPEC.threads,
       image: { type: "string" },
       prompt: { type: "string" },
@@ -212,7 +213,7 @@ export const benchCommand: Command = {
       const report = {
         model: opts.model,
         backend: model.backend.name,
-        dtype: pickPrecision(model.dir, opts.dtype),
+        dtype: model.backend.dtype,
         threads: opts.threads ?? null,
         image: imageFlag ?? `generated ${cfg.vision.imageSize}x${cfg.vision.imageSize} grey`,
         prompt,

@@ -281,7 +281,9 @@ export async function runDetection(
           `${model.dir.tokenizer}: the tokenizer has no <locNNNN>/<segNNN> tokens`,
         );
       }
-      if (mode === "segment") decoder = await openMaskDecoder(model.dir.path, spec.vae);
+      if (mode === "segment") {
+        decoder = await openMaskDecoder(model.dir.path, spec.vae, model.backend.gpu);
+      }
       const grammar = spec.constrained
         ? new AnswerGrammar({
           mode,
@@ -294,7 +296,7 @@ export async function runDetection(
       return {
         keepRgb: spec.overlay !== undefined,
         withProbs: true,
-        constrain: grammar && ((_i, ids, logits) => grammar.mask(ids, logits)),
+        constrain: grammar && ((_i, ids, vocab) => grammar.bitmask(ids, vocab)),
       };
     },
     async present(r: JobResult, position, model) {

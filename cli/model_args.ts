@@ -6,7 +6,10 @@
 
 import * as fs from "node:fs";
 import type { Backend } from "../lib/backend/backend.ts";
-import { type ModelDir, openModelDir } from "../lib/backend/model_dir.ts";
+import { type ModelInfo, openModelDir, pickPrecision } from "../lib/backend/model_dir.ts";
+import { openOnnxWeights } from "../lib/backend/onnx_weights.ts";
+import { openCheckpointModel } from "../lib/backend/model_source.ts";
+import { WebGpuBackend } from "../lib/backend/webgpu.ts";
 import { type Precision, PRECISIONS } from "../lib/model/precision.ts";
 import { OnnxBackend } from "../lib/backend/onnx.ts";
 import { modelFromCache } from "../lib/convert/cache.ts";
@@ -27,6 +30,12 @@ export const MAX_THREADS_PER_CORE = 4;
 
 /** Default of `--max-tokens`. */
 export const DEFAULT_MAX_TOKENS = 64;
+
+/** The backends `--backend` names. */
+export const BACKENDS = ["onnx", "webgpu"] as const;
+
+/** One of `BACKENDS`. */
+export type BackendName = typeof BACKENDS[number];
 
 /** node:util parseArgs options of the model flags. */
 export const MODEL_FLAG_SPEC: FlagSpec = {
@@ -56,7 +65,9 @@ export const MODEL_FLAGS_HELP =
                        (default fp32; each precision is its own cache entry)
   --tokenizer FILE     tokenizer.model for a checkpoint --model (needed for a big_vision .npz)
   --config FILE        config.json whose values replace a checkpoint --model's (see 'pg convert')
-  --backend NAME       onnx (default; webgpu is not available yet)
+  --backend NAME       onnx (default: ONNX Runtime on the CPU) or webgpu (our WGSL kernels on
+                       the GPU through WebGPU; reads an HF folder or a big_vision .npz as it
+                       is, no conversion; see README 'WebGPU backend')
   --threads N          ONNX Runtime intra-op threads (default: one per core; at most
                        ${MAX_THREADS_PER_CORE} per core)
   --max-tokens N       stop after N generated tokens (default ${DEFAULT_MAX_TOKENS}); past the
@@ -85,6 +96,8 @@ export interface ModelArgs {
   readonly tokenizer?: string;
   /** config.json for a checkpoint `model`. */
   readonly config?: string;
+  /** Backend to run on. */
+  readonly backend: BackendName;
   /** Precision asked for, or undefined for the best present. */
   readonly dtype?: Precision;
   /** Intra-op threads, or undefined for ORT's default. */
@@ -137,8 +150,9 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
         "--tokenizer tokenizer.model",
     );
   }
-  if (backend === "webgpu") throw new UsageError("--backend webgpu is not available yet");
-  if (backend !== "onnx") throw new UsageError(`--backend expects onnx, got '${backend}'`);
+  if (!(BACKENDS as readonly string[]).includes(backend)) {
+    throw new UsageError(`--backend expects ${BACKENDS.join(" or ")}, got '${backend}'`);
+  }
   const dtype = stringFlag(values, "dtype");
   if (dtype !== undefined && !(PRECISIONS as readonly string[]).includes(dtype)) {
     throw new UsageError(`--dtype expects ${PRECISIONS.join(", ")}, got '${dtype}'`);
@@ -154,6 +168,7 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
   return {
     command,
     model,
+    backend: backend as BackendName,
     tokenizer,
     config: stringFlag(values, "config"),
     dtype: dtype as Precision | undefined,
@@ -169,8 +184,8 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
 
 /** A loaded model and its tokenizer. */
 export interface LoadedModel {
-  /** The folder. */
-  readonly dir: ModelDir;
+  /** The model's facts (config, pre-processing, stop ids, tokenizer path). */
+  readonly dir: ModelInfo;
   /** The backend over it. */
   readonly backend: Backend;
   /** Its tokenizer. */
@@ -212,10 +227,12 @@ export async function modelFolder(args: ModelArgs): Promise<string> {
 }
 
 /**
- * Opens the model folder (converting a checkpoint into the cache first, see `modelFolder`), its
- * tokenizer and the backend.
+ * Opens the model and its tokenizer on the backend `--backend` names. ONNX: the model folder
+ * (converting a checkpoint into the cache first, see `modelFolder`). WebGPU: an HF folder or a
+ * big_vision `.npz` read as it is; a converted folder is refused (its weights are ONNX graphs).
  */
 export async function loadModel(args: ModelArgs): Promise<LoadedModel> {
+  if (args.backend === "webgpu") return await loadWebGpu(args);
   const folder = await modelFolder(args);
   const t = performance.now();
   const dir = await openModelDir(folder);
@@ -226,4 +243,44 @@ export async function loadModel(args: ModelArgs): Promise<LoadedModel> {
     verbose: Deno.env.get("PG_DEBUG") === "1",
   });
   return { dir, backend, tokenizer, loadMs: performance.now() - t };
+}
+
+/**
+ * The WebGPU backend over a checkpoint read directly, or over a converted folder's weights read
+ * back from its graphs (lib/backend/onnx_weights.ts).
+ */
+async function loadWebGpu(args: ModelArgs): Promise<LoadedModel> {
+  const log = (line: string) => console.error(`${args.command}: ${line}`);
+  if (cacheSourceFormat(args.model) === undefined) {
+    await modelFolder(args); // refuses --tokenizer and --config with a folder
+    const t = performance.now();
+    const dir = await openModelDir(args.model);
+    const dtype = pickPrecision(dir, args.dtype);
+    const tokenizer = await loadTokenizer(dir.tokenizer);
+    const backend = await WebGpuBackend.load(openOnnxWeights(dir, dtype), { log, stored: dtype });
+    return { dir, backend, tokenizer, loadMs: performance.now() - t };
+  }
+  if (args.dtype !== undefined && args.dtype !== "fp32") {
+    throw new UsageError(
+      `--backend webgpu reads a checkpoint's weights as fp32; --dtype ${args.dtype} applies to ` +
+        "a converted folder (pg convert --dtype)",
+    );
+  }
+  const t = performance.now();
+  const ck = await openCheckpointModel(args.model, {
+    tokenizer: args.tokenizer,
+    configFile: args.config,
+    onAssumed: () =>
+      console.error(
+        `${args.command}: warning: ${args.model} does not store the query scale or soft-caps; ` +
+          "assuming the published PaliGemma 2 values; pass --config config.json to set them",
+      ),
+  });
+  try {
+    const tokenizer = await loadTokenizer(ck.info.tokenizer);
+    const backend = await WebGpuBackend.load(ck.source, { log });
+    return { dir: ck.info, backend, tokenizer, loadMs: performance.now() - t };
+  } finally {
+    ck.close();
+  }
 }

@@ -13,6 +13,8 @@ import {
 } from "../lib/backend/model_errors.ts";
 import { NotACacheEntry } from "../lib/convert/cache_entries.ts";
 import { MissingTokenizerError } from "../lib/convert/to_folder.ts";
+import { NoTokenizerBeside } from "../lib/backend/model_source.ts";
+import { NoGpuAdapter } from "../lib/backend/webgpu.ts";
 import { CONVENTIONS, UnknownConvention } from "../lib/detect/convention.ts";
 import { ExitCode, PgError } from "../lib/errors.ts";
 import { ImageTooLarge } from "../lib/image/load.ts";
@@ -44,6 +46,13 @@ function cliWords(err: PgError): string | undefined {
   }
   if (err instanceof OutdatedGraph) {
     return `${err.graph}: missing input(s) ${err.missing.join(", ")}; re-run 'pg convert'`;
+  }
+  if (err instanceof NoGpuAdapter) {
+    return `${err.message.replace("the ONNX backend", "--backend onnx")}`;
+  }
+  if (err instanceof NoTokenizerBeside) {
+    return `${err.checkpoint}: no tokenizer.json or tokenizer.model beside the checkpoint; pass ` +
+      "--tokenizer FILE";
   }
   if (err instanceof MissingTokenizerError) {
     return `${err.checkpoint} is a big_vision checkpoint, which carries no tokenizer: pass ` +

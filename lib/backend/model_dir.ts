@@ -26,8 +26,26 @@ export const GRAPHS = ["vision_encoder", "embed_tokens", "decoder_model_merged"]
 /** One graph of a model folder. */
 export type GraphName = typeof GRAPHS[number];
 
+/**
+ * What every command needs of a model whatever the backend: its config, image pre-processing,
+ * stop ids and tokenizer. A converted folder (`ModelDir`) and a checkpoint read as it is
+ * (lib/backend/model_source.ts) both give one.
+ */
+export interface ModelInfo {
+  /** Folder or file path as given. */
+  readonly path: string;
+  /** Model configuration. */
+  readonly config: PaliGemmaConfig;
+  /** Image pre-processing. */
+  readonly preprocess: PreprocessConfig;
+  /** Every end-of-sequence id. */
+  readonly eosIds: readonly number[];
+  /** Path of the tokenizer (`tokenizer.json` or `tokenizer.model`). */
+  readonly tokenizer: string;
+}
+
 /** An opened model folder. */
-export interface ModelDir {
+export interface ModelDir extends ModelInfo {
   /** Folder path as given. */
   readonly path: string;
   /** Model configuration from config.json. */
@@ -56,7 +74,7 @@ function isFile(path: string): boolean {
 }
 
 /** Ids listed under `eos_token_id` of a JSON file, or [] when the file or key is absent. */
-function eosIdsIn(path: string): number[] {
+export function eosIdsIn(path: string): number[] {
   if (!isFile(path)) return [];
   const json = readJsonFileSync(path);
   const v = (json as Record<string, unknown> | null)?.eos_token_id;

@@ -9,14 +9,8 @@ import * as ort from "onnxruntime-node";
 import { ROPE_POSITIONS } from "../convert/decoder_graph.ts";
 import { InputError } from "../errors.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
-import type {
-  Backend,
-  DecodeInput,
-  ImageFeatures,
-  KvCache,
-  PrefillInput,
-  StepOutput,
-} from "./backend.ts";
+import type { DecodeInput, ImageFeatures, KvCache, PrefillInput, StepOutput } from "./backend.ts";
+import { CpuPickBackend } from "./cpu_pick.ts";
 import type { Precision } from "../model/precision.ts";
 import { type GraphName, type ModelDir, pickPrecision } from "./model_dir.ts";
 import { OutdatedGraph } from "./model_errors.ts";
@@ -54,7 +48,7 @@ function float32(t: ort.Tensor, what: string): Float32Array {
 }
 
 /** ONNX Runtime backend; create with `OnnxBackend.load`. */
-export class OnnxBackend implements Backend {
+export class OnnxBackend extends CpuPickBackend {
   /** Logits width. */
   readonly vocabSize: number;
   /** Positions the converted decoder's RoPE tables cover (1-based, so one less than their rows). */
@@ -69,6 +63,7 @@ export class OnnxBackend implements Backend {
     private readonly embed: ort.InferenceSession,
     private readonly decoder: ort.InferenceSession,
   ) {
+    super();
     this.layers = config.text.numLayers;
     this.vocabSize = config.text.vocabSize;
     const need = [
@@ -218,7 +213,7 @@ export class OnnxBackend implements Backend {
   }
 
   /** Embeds the prompt, merges the image features and runs the decoder with an empty cache. */
-  async prefill(input: PrefillInput): Promise<StepOutput> {
+  async prefillLogits(input: PrefillInput): Promise<StepOutput> {
     const { batchSize: b, length: n } = input;
     const embeds = await this.embedIds(input.inputIds, b, n);
     if (input.image) this.mergeImage(embeds, input, input.image);
@@ -234,7 +229,7 @@ export class OnnxBackend implements Backend {
   }
 
   /** Embeds one token per row and runs the decoder on it with the cache. */
-  async decode(input: DecodeInput): Promise<StepOutput> {
+  async decodeLogits(input: DecodeInput): Promise<StepOutput> {
     const cache = input.cache;
     if (!(cache instanceof OnnxKvCache)) throw new TypeError("decode: cache from another backend");
     const b = cache.batchSize;

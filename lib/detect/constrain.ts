@@ -176,6 +176,21 @@ export class AnswerGrammar {
     }
   }
 
+  /**
+   * The tokens allowed after `generated` as a bitmask over `vocab` ids (bit `id % 32` of word
+   * `id >> 5`): what a backend applies on its side of the bus.
+   */
+  bitmask(generated: readonly number[], vocab: number): Uint32Array {
+    const a = this.allowed(generated);
+    const bits = new Uint32Array(Math.ceil(vocab / 32));
+    const set = (i: number) => {
+      if (i >= 0 && i < vocab) bits[i >>> 5] |= 1 << (i & 31);
+    };
+    for (const [lo, hi] of a.ranges) for (let i = lo; i < hi; i++) set(i);
+    for (const i of a.ids) set(i);
+    return bits;
+  }
+
   /** Sets every logit not allowed after `generated` to -Infinity (allowed ones are untouched). */
   mask(generated: readonly number[], logits: Float32Array): void {
     const a = this.allowed(generated);

@@ -4,10 +4,10 @@
  * @module
  */
 
-import type { Backend, ImageFeatures } from "../backend/backend.ts";
+import type { Backend, ImageFeatures, PickedStep, TokenPick } from "../backend/backend.ts";
 import type { PromptBatch } from "../prompt/batch.ts";
 import type { Rng } from "./rng.ts";
-import { GREEDY, isSampling, pickToken, type SamplingOptions } from "./sampling.ts";
+import { GREEDY, isSampling, type SamplingOptions } from "./sampling.ts";
 
 /** Options of `generate`. */
 export interface GenerateOptions {
@@ -24,10 +24,10 @@ export interface GenerateOptions {
   /** Called with each new token of each row, in order, as soon as it is chosen. */
   readonly onToken?: (row: number, token: number) => void;
   /**
-   * Masks one row's logits in place before each choice (constrained decoding). It may only set
-   * logits to -Infinity; `generated` is the row's tokens so far.
+   * The tokens one row may take next (constrained decoding), as a bitmask over the vocabulary
+   * (bit `id % 32` of word `id >> 5`, `vocab` ids); `generated` is the row's tokens so far.
    */
-  readonly constrain?: (row: number, generated: readonly number[], logits: Float32Array) => void;
+  readonly constrain?: (row: number, generated: readonly number[], vocab: number) => Uint32Array;
   /** Record each new token's probability (softmax at temperature 1, before `constrain`). */
   readonly withProbs?: boolean;
 }
@@ -49,15 +49,6 @@ export interface GenerateResult {
   readonly steps: number;
   /** Per row, the probability of each token of `tokens` (empty unless `withProbs`). */
   readonly probs: number[][];
-}
-
-/** The largest logit and the softmax denominator exp-summed relative to it. */
-function softmaxNorm(row: Float32Array): { max: number; sum: number } {
-  let max = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
-  let sum = 0;
-  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
-  return { max, sum };
 }
 
 /**
@@ -85,15 +76,25 @@ export async function generate(
     return { tokens, stop, prefillMs: 0, decodeMs: 0, steps: 0, probs };
   }
 
-  /** Picks each live row's token from logits [B,1,V]; returns the ids to feed next. */
-  const choose = (logits: Float32Array): Int32Array => {
+  /** What the backend is asked to pick for each row: the live rows' draws and masks. */
+  const request = (): TokenPick => {
+    const sampled = isSampling(sampling);
+    const draws = sampled ? new Float64Array(b) : undefined;
+    const allowed = opts.constrain ? new Array<Uint32Array | null>(b).fill(null) : undefined;
+    for (let r = 0; r < b; r++) {
+      if (done[r]) continue;
+      if (draws) draws[r] = opts.rngs![r].next();
+      if (allowed) allowed[r] = opts.constrain!(r, tokens[r], v);
+    }
+    return { sampling, draws, allowed, withProbs: opts.withProbs };
+  };
+
+  /** Takes each live row's picked token; returns the ids to feed next. */
+  const take = (step: PickedStep): Int32Array => {
     const next = new Int32Array(b).fill(opts.padId);
     for (let r = 0; r < b; r++) {
       if (done[r]) continue;
-      const row = logits.subarray(r * v, (r + 1) * v);
-      const norm = opts.withProbs ? softmaxNorm(row) : null;
-      opts.constrain?.(r, tokens[r], row);
-      const tok = pickToken(row, sampling, opts.rngs?.[r]);
+      const tok = step.tokens[r];
       next[r] = tok;
       if (eos.has(tok)) {
         done[r] = true;
@@ -101,7 +102,7 @@ export async function generate(
         continue;
       }
       tokens[r].push(tok);
-      if (norm) probs[r].push(Math.exp(row[tok] - norm.max) / norm.sum);
+      if (step.probs) probs[r].push(step.probs[r]);
       opts.onToken?.(r, tok);
       if (tokens[r].length >= opts.maxTokens) done[r] = true;
     }
@@ -117,8 +118,9 @@ export async function generate(
     positionIds: batch.positionIds,
     image,
     logitsToKeep: 1,
-  });
-  let next = choose(out.logits);
+    reserve: opts.maxTokens,
+  }, request());
+  let next = take(out);
   const t1 = performance.now();
 
   // Left padding puts every row's last real token at the end, so its position is the row's last.
@@ -141,9 +143,9 @@ export async function generate(
       tokens: next,
       positionIds: positions,
       attentionMask: mask,
-    });
+    }, request());
     steps++;
-    next = choose(out.logits);
+    next = take(out);
   }
   return { tokens, stop, prefillMs: t1 - t0, decodeMs: performance.now() - t1, steps, probs };
 }

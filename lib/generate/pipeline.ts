@@ -96,8 +96,8 @@ export interface RunOptions {
   readonly seed?: number;
   /** Called with each new token as it is chosen (job index, token id). */
   readonly onToken?: (index: number, token: number) => void;
-  /** Masks a job's logits before each choice (see GenerateOptions.constrain). */
-  readonly constrain?: (index: number, generated: readonly number[], logits: Float32Array) => void;
+  /** The tokens a job may take next, as a bitmask (see GenerateOptions.constrain). */
+  readonly constrain?: (index: number, generated: readonly number[], vocab: number) => Uint32Array;
   /** Record each token's probability (see GenerateOptions.withProbs). */
   readonly withProbs?: boolean;
   /** Called when a job's batch starts generating (its images are encoded). */
@@ -222,7 +222,7 @@ async function runBatch(
     sampling,
     rngs: isSampling(sampling) ? indices.map((i) => seededRng(opts.seed ?? 0, i)) : undefined,
     onToken: opts.onToken && ((r, tok) => opts.onToken!(indices[r], tok)),
-    constrain: opts.constrain && ((r, ids, l) => opts.constrain!(indices[r], ids, l)),
+    constrain: opts.constrain && ((r, ids, v) => opts.constrain!(indices[r], ids, v)),
     withProbs: opts.withProbs,
   });
   return rows.map((row, r): JobOutcome => {

@@ -11,6 +11,8 @@ import * as ort from "onnxruntime-node";
 import { InputError } from "../errors.ts";
 import { VQVAE_ONNX, writeVqvaeOnnx } from "./onnx_graph.ts";
 import { checkCodes, loadVqvaeWeights } from "./weights.ts";
+import type { GpuRunner } from "../webgpu/runner.ts";
+import { WebGpuMaskDecoder } from "./webgpu.ts";
 
 /** Something that turns seg code sequences into 64×64 masks. */
 export interface MaskDecoder {
@@ -101,14 +103,19 @@ function firstLine(err: unknown): string {
 /**
  * The decoder for `segment`: the file `vae` when given (a `.onnx` graph, or a `.npz` whose graph
  * is built on the fly; NoDecoderFile when missing), else `vqvae_decoder.onnx` in the model folder
- * (NoMaskDecoder when missing).
+ * (NoMaskDecoder when missing). With `gpu` (the model's WebGPU device) a `.npz` decoder runs on
+ * that device; an `.onnx` graph always runs on ONNX Runtime.
  */
-export async function openMaskDecoder(modelDir: string, vae?: string): Promise<MaskDecoder> {
+export async function openMaskDecoder(
+  modelDir: string,
+  vae?: string,
+  gpu?: GpuRunner,
+): Promise<MaskDecoder> {
   if (vae !== undefined) {
     if (!fs.existsSync(vae)) throw new NoDecoderFile(vae);
-    return vae.endsWith(".onnx")
-      ? await OnnxMaskDecoder.load(vae)
-      : await OnnxMaskDecoder.fromNpz(vae);
+    if (vae.endsWith(".onnx")) return await OnnxMaskDecoder.load(vae);
+    if (gpu) return new WebGpuMaskDecoder(gpu, await loadVqvaeWeights(vae));
+    return await OnnxMaskDecoder.fromNpz(vae);
   }
   const path = join(modelDir, VQVAE_ONNX);
   if (!fs.existsSync(path)) throw new NoMaskDecoder(modelDir);

@@ -22,7 +22,8 @@ export type KernelName =
   | "embedding"
   | "argmax"
   | "conv2d"
-  | "conv_transpose";
+  | "conv_transpose"
+  | "pick_greedy";
 
 /** Every kernel, for preloading. */
 export const KERNEL_NAMES: readonly KernelName[] = [
@@ -42,6 +43,7 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   "argmax",
   "conv2d",
   "conv_transpose",
+  "pick_greedy",
 ];
 
 /** Reads the WGSL source of one kernel. */

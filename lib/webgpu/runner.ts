@@ -2,6 +2,11 @@
  * A thin WebGPU runner: one device, a pipeline cache keyed by kernel name, storage-buffer
  * helpers and a command encoder that collects dispatches until `flush` (or a read) submits them.
  * All buffers hold 4-byte elements (f32, u32 or i32).
+ *
+ * Steady state allocates no GPU objects: each dispatch's uniform struct goes into a slot of a
+ * reused uniform arena (written with `queue.writeBuffer`, slots recycled at each submit), bind
+ * groups are cached by (kernel, buffers, slot), and read-back staging buffers are pooled by size.
+ * A decode step that repeats the previous one's dispatches creates no buffer or bind group.
  * @module
  */
 
@@ -73,16 +78,32 @@ function paddedBytes(length: number): number {
 
 const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
+/** Bytes of one uniform arena chunk. */
+const ARENA_CHUNK = 64 * 1024;
+
+/** Bind groups kept before the cache is cleared (entries of freed buffers never hit again). */
+const MAX_BIND_GROUPS = 8192;
+
 /** Owns a device, its compiled kernels and the pending command encoder. */
 export class GpuRunner {
   readonly #pipelines = new Map<KernelName, Promise<GPUComputePipeline>>();
   #encoder: GPUCommandEncoder | null = null;
-  #uniforms: GPUBuffer[] = [];
   #dummy: GpuTensor | null = null;
   #error: string | null = null;
+  /** Uniform arena: chunks, and the next free (chunk, byte offset) until the next submit. */
+  readonly #arena: GPUBuffer[] = [];
+  #arenaChunk = 0;
+  #arenaOffset = 0;
+  readonly #slotAlign: number;
+  readonly #bindGroups = new Map<string, GPUBindGroup>();
+  readonly #bufferIds = new WeakMap<GPUBuffer, number>();
+  #nextBufferId = 1;
+  /** Idle staging buffers by byte size. */
+  readonly #staging = new Map<number, GPUBuffer[]>();
 
   /** Wraps an open device; prefer `GpuRunner.open()`. */
   constructor(readonly device: GPUDevice) {
+    this.#slotAlign = device.limits.minUniformBufferOffsetAlignment || 256;
     device.addEventListener("uncapturederror", (ev) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
       this.#error ??= e.message;
@@ -157,10 +178,53 @@ export class GpuRunner {
     this.device.queue.writeBuffer(t.buffer, elementOffset * 4, bytes as Uint8Array<ArrayBuffer>);
   }
 
+  /** Records a copy of `length` elements from `src` to `dst` (element offsets), in order. */
+  copy(src: GpuTensor, srcOffset: number, dst: GpuTensor, dstOffset: number, length: number): void {
+    if (srcOffset + length > src.length || dstOffset + length > dst.length) {
+      throw new RangeError(`copy of ${length} overflows ${src.length} or ${dst.length} elements`);
+    }
+    this.#encoder ??= this.device.createCommandEncoder();
+    this.#encoder.copyBufferToBuffer(
+      src.buffer,
+      srcOffset * 4,
+      dst.buffer,
+      dstOffset * 4,
+      length * 4,
+    );
+  }
+
   /** A 1-element buffer bound where a kernel's optional input is absent. */
   get dummy(): GpuTensor {
     this.#dummy ??= this.zeros(4, "dummy");
     return this.#dummy;
+  }
+
+  #bufferId(b: GPUBuffer): number {
+    let id = this.#bufferIds.get(b);
+    if (id === undefined) {
+      id = this.#nextBufferId++;
+      this.#bufferIds.set(b, id);
+    }
+    return id;
+  }
+
+  /** A uniform slot of `size` bytes for this submit: its chunk and offset. */
+  #slot(size: number): { chunk: number; offset: number } {
+    const need = Math.ceil(size / this.#slotAlign) * this.#slotAlign;
+    if (this.#arenaOffset + need > ARENA_CHUNK) {
+      this.#arenaChunk++;
+      this.#arenaOffset = 0;
+    }
+    while (this.#arena.length <= this.#arenaChunk) {
+      this.#arena.push(this.device.createBuffer({
+        label: `uniforms ${this.#arena.length}`,
+        size: ARENA_CHUNK,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      }));
+    }
+    const at = { chunk: this.#arenaChunk, offset: this.#arenaOffset };
+    this.#arenaOffset += need;
+    return at;
   }
 
   /** Records one dispatch of `name` with storage `buffers` at bindings 0.., then the uniform. */
@@ -172,23 +236,25 @@ export class GpuRunner {
   ): Promise<void> {
     const pipeline = await this.pipeline(name);
     const bytes = params.bytes();
-    const uniform = this.device.createBuffer({
-      size: bytes.byteLength,
-      usage: GPUBufferUsage.UNIFORM,
-      mappedAtCreation: true,
-    });
-    new Uint8Array(uniform.getMappedRange()).set(new Uint8Array(bytes));
-    uniform.unmap();
-    this.#uniforms.push(uniform);
-    const entries: GPUBindGroupEntry[] = buffers.map((t, i) => ({
-      binding: i,
-      resource: { buffer: t.buffer },
-    }));
-    entries.push({ binding: buffers.length, resource: { buffer: uniform } });
-    const bindGroup = this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
+    const { chunk, offset } = this.#slot(bytes.byteLength);
+    const uniform = this.#arena[chunk];
+    this.device.queue.writeBuffer(uniform, offset, bytes);
+    const key = `${name}|${buffers.map((t) => this.#bufferId(t.buffer)).join(",")}|` +
+      `${chunk}:${offset}:${bytes.byteLength}`;
+    let bindGroup = this.#bindGroups.get(key);
+    if (!bindGroup) {
+      if (this.#bindGroups.size >= MAX_BIND_GROUPS) this.#bindGroups.clear();
+      const entries: GPUBindGroupEntry[] = buffers.map((t, i) => ({
+        binding: i,
+        resource: { buffer: t.buffer },
+      }));
+      entries.push({
+        binding: buffers.length,
+        resource: { buffer: uniform, offset, size: bytes.byteLength },
+      });
+      bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      this.#bindGroups.set(key, bindGroup);
+    }
     this.#encoder ??= this.device.createCommandEncoder();
     const pass = this.#encoder.beginComputePass({ label: name });
     pass.setPipeline(pipeline);
@@ -197,14 +263,14 @@ export class GpuRunner {
     pass.end();
   }
 
-  /** Submits the recorded dispatches. */
+  /** Submits the recorded dispatches; their uniform slots are free again afterwards. */
   flush(): void {
     if (this.#encoder) {
       this.device.queue.submit([this.#encoder.finish()]);
       this.#encoder = null;
     }
-    for (const u of this.#uniforms) u.destroy();
-    this.#uniforms = [];
+    this.#arenaChunk = 0;
+    this.#arenaOffset = 0;
   }
 
   /** Submits and waits for all queued work; throws the first uncaptured GPU error, if any. */
@@ -225,19 +291,29 @@ export class GpuRunner {
   async #readBytes(t: GpuTensor, length: number): Promise<ArrayBuffer> {
     if (length > t.length) throw new RangeError(`read of ${length} from ${t.length} elements`);
     const size = paddedBytes(length);
-    const staging = this.device.createBuffer({
+    const staging = this.#staging.get(size)?.pop() ?? this.device.createBuffer({
       size,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     this.#encoder ??= this.device.createCommandEncoder();
     this.#encoder.copyBufferToBuffer(t.buffer, 0, staging, 0, size);
     this.flush();
+    let mapped = false;
     try {
       await staging.mapAsync(GPUMapMode.READ);
+      mapped = true;
       this.#throwIfFailed();
       return staging.getMappedRange().slice(0, length * 4);
     } finally {
-      staging.destroy();
+      if (mapped) {
+        staging.unmap();
+        const idle = this.#staging.get(size) ?? [];
+        // A few per size: decode reads the same small buffers every step.
+        if (idle.length < 4) {
+          idle.push(staging);
+          this.#staging.set(size, idle);
+        } else staging.destroy();
+      } else staging.destroy();
     }
   }
 
@@ -256,6 +332,11 @@ export class GpuRunner {
     this.flush();
     this.#dummy?.buffer.destroy();
     this.#dummy = null;
+    for (const b of this.#arena) b.destroy();
+    this.#arena.length = 0;
+    for (const list of this.#staging.values()) for (const b of list) b.destroy();
+    this.#staging.clear();
+    this.#bindGroups.clear();
     this.device.destroy();
   }
 }

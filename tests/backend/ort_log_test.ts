@@ -17,7 +17,7 @@ const be = await OnnxBackend.load(await openModelDir(${
   JSON.stringify(model)
 }), { verbose: ${verbose} });
 try {
-  await be.prefill({ batchSize: 1, length: 2, inputIds: Int32Array.of(2, 5),
+  await be.prefillLogits({ batchSize: 1, length: 2, inputIds: Int32Array.of(2, 5),
     attentionMask: Int32Array.of(1, 1), positionIds: Int32Array.of(9000, 9001), image: null });
 } catch (e) {
   console.log("threw", String(e).includes("RotaryEmbedding"));

@@ -174,7 +174,7 @@ async function backend(dir: string, dtype: Precision, threads: number, steps: nu
   const ttft = async () => {
     const t0 = performance.now();
     const image = await be.encodeImages(pixels, 1);
-    const out = await be.prefill({
+    const out = await be.prefillLogits({
       batchSize: 1,
       length: n,
       inputIds: ids,
@@ -195,7 +195,7 @@ async function backend(dir: string, dtype: Precision, threads: number, steps: nu
     let best = 0;
     for (let j = 1; j < be.vocabSize; j++) if (logits[j] > logits[best]) best = j;
     const t0 = performance.now();
-    const r = await be.decode({
+    const r = await be.decodeLogits({
       cache,
       tokens: Int32Array.of(best),
       positionIds: Int32Array.of(n + i + 1),

@@ -112,7 +112,7 @@ async function measureModel(path: string, dtype: Precision, threads: number): Pr
     const image = await be.encodeImages(pixels, 1);
     const visionMs = performance.now() - t;
     const p = performance.now();
-    const out = await be.prefill({
+    const out = await be.prefillLogits({
       batchSize: 1,
       length: n,
       inputIds: ids,
@@ -132,7 +132,7 @@ async function measureModel(path: string, dtype: Precision, threads: number): Pr
     const ts = performance.now();
     let best = 0;
     for (let i = 1; i < v; i++) if (logits[i] > logits[best]) best = i;
-    const r = await be.decode({
+    const r = await be.decodeLogits({
       cache,
       tokens: Int32Array.of(best),
       positionIds: Int32Array.of(n + ++step),

@@ -68,7 +68,7 @@ for (const name of ADAPTERS) {
             prefixLength: n,
             numImageTokens: features.tokens,
           }], backend.config.padTokenId);
-          const first = await backend.prefill({ ...batch, image: features, logitsToKeep: 1 });
+          const first = await backend.prefillLogits({ ...batch, image: features, logitsToKeep: 1 });
           const want = (await tensor(join(lora, "expected.safetensors"), `case${i}.last_logits`))
             .data;
           const err = relErr(first.logits, want);

@@ -141,7 +141,7 @@ async function checkDetectScores(model: string, line: JsonLine, labels: string[]
     const feats = await be.encodeImages(pre.pixelValues, 1);
     const prompt = buildPrompt(tok, cfg.numImageTokens, detectPrefix(labels));
     const batch = batchPrompts([prompt], cfg.padTokenId);
-    let out = await be.prefill({ ...batch, image: feats, logitsToKeep: 1 });
+    let out = await be.prefillLogits({ ...batch, image: feats, logitsToKeep: 1 });
     const probs: number[] = [];
     let mask = batch.attentionMask;
     let pos = batch.positionIds[batch.length - 1];
@@ -149,7 +149,7 @@ async function checkDetectScores(model: string, line: JsonLine, labels: string[]
       probs.push(softmaxAt(out.logits, id));
       if (j === ids.length - 1) break;
       mask = Int32Array.from([...mask, 1]);
-      out = await be.decode({
+      out = await be.decodeLogits({
         cache: out.cache,
         tokens: Int32Array.of(id),
         positionIds: Int32Array.of(++pos),

@@ -5,7 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import type { Backend, DecodeInput, KvCache, StepOutput } from "../../lib/backend/backend.ts";
+import { CpuPickBackend } from "../../lib/backend/cpu_pick.ts";
+import type { DecodeInput, KvCache, StepOutput } from "../../lib/backend/backend.ts";
 import { AnswerGrammar } from "../../lib/detect/constrain.ts";
 import { type AnswerMode, parseAnswer, tokenLiterals } from "../../lib/detect/grammar.ts";
 import { literalProbs, objectScore } from "../../lib/detect/objects.ts";
@@ -19,14 +20,16 @@ import type { Tokenizer } from "../../lib/tokenizer/tokenizer.ts";
 const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
 
 /** Noise logits from a seeded generator; remembers every row it returned. */
-class NoiseBackend implements Backend {
+class NoiseBackend extends CpuPickBackend {
   readonly name = "noise";
+  readonly dtype = "fp32";
   readonly config = {} as PaliGemmaConfig;
   readonly emitted: Float32Array[] = [];
   private state: number;
 
   readonly contextLength = 8192;
   constructor(readonly vocabSize: number, seed: number, private readonly batch: number) {
+    super();
     this.state = seed;
   }
 
@@ -46,10 +49,10 @@ class NoiseBackend implements Backend {
   encodeImages(): never {
     throw new Error("no images here");
   }
-  prefill(input: { length: number }): Promise<StepOutput> {
+  prefillLogits(input: { length: number }): Promise<StepOutput> {
     return Promise.resolve(this.logits(input.length));
   }
-  decode(input: DecodeInput): Promise<StepOutput> {
+  decodeLogits(input: DecodeInput): Promise<StepOutput> {
     return Promise.resolve(this.logits(input.cache.length + 1));
   }
   release(): Promise<void> {
@@ -86,7 +89,7 @@ async function constrainedRun(
       ? [{ next: () => ((seed = (seed * 48271) % 2147483647) / 2147483647) }]
       : undefined,
     withProbs: true,
-    constrain: (_r, generated, logits) => grammar.mask(generated, logits),
+    constrain: (_r, generated, vocab) => grammar.bitmask(generated, vocab),
   });
   return { res, be };
 }

@@ -4,13 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import type {
-  Backend,
-  DecodeInput,
-  ImageFeatures,
-  KvCache,
-  StepOutput,
-} from "../../lib/backend/backend.ts";
+import { CpuPickBackend } from "../../lib/backend/cpu_pick.ts";
+import type { DecodeInput, ImageFeatures, KvCache, StepOutput } from "../../lib/backend/backend.ts";
 import {
   isFailure,
   type JobFailure,
@@ -26,12 +21,15 @@ const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.ur
 const IMAGES = new URL("../fixtures/images/", import.meta.url).pathname;
 
 /** Emits end of sequence at once; remembers the pixel values it was given. */
-class EosBackend implements Backend {
+class EosBackend extends CpuPickBackend {
+  readonly dtype = "fp32";
   readonly name = "eos";
   readonly pixels: Float32Array[] = [];
 
   contextLength = 8192;
-  constructor(readonly vocabSize: number, readonly config: PaliGemmaConfig, private eos: number) {}
+  constructor(readonly vocabSize: number, readonly config: PaliGemmaConfig, private eos: number) {
+    super();
+  }
 
   private step(b: number, length: number): StepOutput {
     const logits = new Float32Array(b * this.vocabSize);
@@ -44,10 +42,10 @@ class EosBackend implements Backend {
     this.pixels.push(pixels.slice());
     return Promise.resolve({ batchSize: b, tokens: 4, dim: 1, data: new Float32Array(4 * b) });
   }
-  prefill(input: { batchSize: number; length: number }): Promise<StepOutput> {
+  prefillLogits(input: { batchSize: number; length: number }): Promise<StepOutput> {
     return Promise.resolve(this.step(input.batchSize, input.length));
   }
-  decode(input: DecodeInput): Promise<StepOutput> {
+  decodeLogits(input: DecodeInput): Promise<StepOutput> {
     return Promise.resolve(this.step(input.cache.batchSize, input.cache.length + 1));
   }
   release(): Promise<void> {

@@ -8,15 +8,10 @@
  */
 
 import assert from "node:assert/strict";
+import { CpuPickBackend } from "../../lib/backend/cpu_pick.ts";
 import * as fs from "node:fs";
 import { join } from "node:path";
-import type {
-  Backend,
-  DecodeInput,
-  ImageFeatures,
-  KvCache,
-  StepOutput,
-} from "../../lib/backend/backend.ts";
+import type { DecodeInput, ImageFeatures, KvCache, StepOutput } from "../../lib/backend/backend.ts";
 import { openModelDir } from "../../lib/backend/model_dir.ts";
 import { isFailure, runJobs } from "../../lib/generate/pipeline.ts";
 import { loadImage } from "../../lib/image/load.ts";
@@ -29,13 +24,15 @@ import { runPg } from "../helpers/cli.ts";
 import { convertFixture, fixtureCases, withTempDir } from "./fixture_models.ts";
 
 /** Ends every row at once; keeps the pixel values it is given. */
-class PixelSpy implements Backend {
+class PixelSpy extends CpuPickBackend {
+  readonly dtype = "fp32";
   readonly name = "pixel-spy";
   readonly contextLength = 8192;
   readonly pixels: Float32Array[] = [];
   readonly vocabSize: number;
 
   constructor(readonly config: PaliGemmaConfig, private readonly eos: number) {
+    super();
     this.vocabSize = config.text.vocabSize;
   }
 
@@ -52,10 +49,10 @@ class PixelSpy implements Backend {
     const dim = this.config.text.hiddenSize;
     return Promise.resolve({ batchSize: b, tokens, dim, data: new Float32Array(b * tokens * dim) });
   }
-  prefill(input: { batchSize: number; length: number }): Promise<StepOutput> {
+  prefillLogits(input: { batchSize: number; length: number }): Promise<StepOutput> {
     return Promise.resolve(this.step(input.batchSize, input.length));
   }
-  decode(input: DecodeInput): Promise<StepOutput> {
+  decodeLogits(input: DecodeInput): Promise<StepOutput> {
     return Promise.resolve(this.step(input.cache.batchSize, input.cache.length + 1));
   }
   release(): Promise<void> {

@@ -1,0 +1,334 @@
+/**
+ * The WebGPU backend (Deno's `navigator.gpu`, our WGSL kernels in `kernels/`): weights straight
+ * from a checkpoint's canonical tensors, the KV cache preallocated on the device, greedy choice on
+ * the device (kernels/pick_greedy.wgsl: only ids and probabilities are read back). Sampling with
+ * temperature / top-k / top-p reads the last position's logits back and picks with
+ * lib/backend/cpu_pick.ts (the same code as the ONNX backend) until device sampling kernels land.
+ * @module
+ */
+
+import { ROPE_POSITIONS } from "../convert/decoder_graph.ts";
+import type { ConvertSource } from "../convert/source.ts";
+import { InputError } from "../errors.ts";
+import { isSampling } from "../generate/sampling.ts";
+import type { PaliGemmaConfig } from "../model/config.ts";
+import { findGpuAdapter, requestGpuDevice } from "../webgpu/device.ts";
+import { type GpuKvCache, GpuPaliGemma } from "../webgpu/model.ts";
+import { checkModelFits, uploadWeights } from "../webgpu/model_weights.ts";
+import { pickGreedy, splitPicks } from "../webgpu/pick_ops.ts";
+import { GpuRunner, type GpuTensor } from "../webgpu/runner.ts";
+import type {
+  Backend,
+  DecodeInput,
+  ImageFeatures,
+  KvCache,
+  PickedStep,
+  PrefillInput,
+  StepOutput,
+  TokenPick,
+} from "./backend.ts";
+import { bitmaskWords, pickFromLogits } from "./cpu_pick.ts";
+
+/** No WebGPU adapter on this machine (cli/wording.ts adds which flag to use instead). */
+export class NoGpuAdapter extends InputError {
+  /** Creates the error. */
+  constructor() {
+    super(
+      "WebGPU: no GPU adapter available (navigator.gpu.requestAdapter() returned null); " +
+        "use the ONNX backend or a machine with a WebGPU driver",
+    );
+    this.name = "NoGpuAdapter";
+  }
+}
+
+/** Options of `WebGpuBackend.load`. */
+export interface WebGpuBackendOptions {
+  /** Receives the one line saying which device and path were chosen. */
+  readonly log?: (line: string) => void;
+  /** Precision the weights were stored in (a converted folder's q8 / q4 / fp16; default fp32). */
+  readonly stored?: string;
+  /** Caps the bytes one weight buffer may hold below the adapter's limits (tests the chunking). */
+  readonly maxBufferBytes?: number;
+}
+
+/** This backend's cache handle: the device cache plus the per-batch step buffers. */
+class WebGpuCache implements KvCache {
+  constructor(readonly gpu: GpuKvCache, readonly step: StepBuffers) {}
+  /** Frees the device buffers. */
+  destroy(): void {
+    this.gpu.destroy();
+    for (const t of Object.values(this.step)) t.buffer.destroy();
+  }
+  get batchSize(): number {
+    return this.gpu.batchSize;
+  }
+  get length(): number {
+    return this.gpu.length;
+  }
+}
+
+/** Buffers one decode step of a batch reuses: no allocation per token. */
+interface StepBuffers {
+  readonly positions: GpuTensor;
+  readonly logits: GpuTensor;
+  readonly bits: GpuTensor;
+  /** Picked ids then their probabilities (kernels/pick_greedy.wgsl). */
+  readonly picks: GpuTensor;
+}
+
+/** Positions the cache grows by when a batch outlives its reservation. */
+const GROW = 256;
+
+/** WebGPU backend; create with `WebGpuBackend.load`. */
+export class WebGpuBackend implements Backend {
+  readonly vocabSize: number;
+  /** Positions, as the ONNX backend (RoPE is computed in the kernel, the limit is shared). */
+  readonly contextLength = ROPE_POSITIONS - 1;
+  readonly dtype: string;
+  /** Image features still on the device, by the object handed out. */
+  readonly #features = new WeakMap<ImageFeatures, GpuTensor>();
+  #released = false;
+  /** The batch being generated: one at a time; a new prefill frees the previous one. */
+  #live: WebGpuCache | null = null;
+
+  private constructor(
+    readonly name: string,
+    readonly config: PaliGemmaConfig,
+    private readonly runner: GpuRunner,
+    private readonly model: GpuPaliGemma,
+    stored: string,
+  ) {
+    this.vocabSize = config.text.vocabSize;
+    this.dtype = stored;
+  }
+
+  /** The device, for the models that run beside this one (the VQ-VAE decoder). */
+  get gpu(): GpuRunner {
+    return this.runner;
+  }
+
+  /**
+   * Opens the default adapter and uploads `src`'s weights. Throws InputError (exit 3) when there
+   * is no adapter, when the adapter lacks what the kernels need, or when a weight does not fit
+   * the adapter's buffer limits (the message names the limit).
+   */
+  static async load(src: ConvertSource, opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+    const adapter = await findGpuAdapter();
+    if (!adapter) throw new NoGpuAdapter();
+    const lim = adapter.limits;
+    const need: [keyof GPUSupportedLimits, number][] = [
+      ["maxComputeInvocationsPerWorkgroup", 256],
+      ["maxComputeWorkgroupSizeX", 256],
+      ["maxStorageBuffersPerShaderStage", 5],
+      ["maxComputeWorkgroupStorageSize", 4096],
+    ];
+    for (const [k, n] of need) {
+      if ((lim[k] as number) < n) {
+        throw new InputError(`WebGPU: the adapter's ${k} is ${lim[k]}, the kernels need ${n}`);
+      }
+    }
+    const cap = opts.maxBufferBytes ?? Infinity;
+    const limits = {
+      maxBufferSize: Math.min(lim.maxBufferSize, cap),
+      maxStorageBufferBindingSize: Math.min(lim.maxStorageBufferBindingSize, cap),
+    };
+    checkModelFits(src.config, limits);
+    const runner = new GpuRunner(await requestGpuDevice(adapter));
+    try {
+      const weights = await uploadWeights(runner, src, limits);
+      const model = new GpuPaliGemma(runner, src.config, weights);
+      const info = adapter.info;
+      const what = info.description || info.device || info.vendor || "unknown adapter";
+      const f16 = adapter.features.has("shader-f16");
+      const gb = (weights.bytes / 2 ** 30).toFixed(2);
+      const stored = opts.stored ?? "fp32";
+      const as = stored === "fp32" ? "fp32" : `${stored} weights as fp32`;
+      const name = `webgpu (${as}, ${what})`;
+      opts.log?.(
+        `webgpu: ${what}; ${as}: f32 storage and arithmetic (shader-f16 ${
+          f16 ? "available, not used yet: the kernels are f32" : "not available"
+        }); ${gb} GiB of weights; maxStorageBufferBindingSize ` +
+          `${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`,
+      );
+      return new WebGpuBackend(name, src.config, runner, model, stored);
+    } catch (err) {
+      runner.destroy();
+      throw err;
+    }
+  }
+
+  /** Runs SigLIP + projector on the device; the features stay there for the prefill too. */
+  async encodeImages(pixelValues: Float32Array, batchSize: number): Promise<ImageFeatures> {
+    const s = this.config.vision.imageSize;
+    if (pixelValues.length !== batchSize * 3 * s * s) {
+      throw new RangeError(`encodeImages: expected ${batchSize}x3x${s}x${s} pixel values`);
+    }
+    const feats = await this.model.encode(pixelValues, batchSize);
+    const tokens = this.config.numImageTokens;
+    const dim = this.config.projectionDim;
+    const data = await this.runner.read(feats, batchSize * tokens * dim);
+    const out: ImageFeatures = { batchSize, tokens, dim, data };
+    this.#features.set(out, feats);
+    return out;
+  }
+
+  /** The device copy of `image` (uploaded when it came from elsewhere or was used already). */
+  #imageOnDevice(image: ImageFeatures): { t: GpuTensor; owned: boolean } {
+    // The device copy serves one prefill, then is freed (a later prefill uploads `data` again).
+    const t = this.#features.get(image);
+    this.#features.delete(image);
+    return { t: t ?? this.runner.tensor(image.data, "image_features"), owned: true };
+  }
+
+  #stepBuffers(b: number): StepBuffers {
+    const r = this.runner;
+    return {
+      positions: r.zeros(b, "step_positions"),
+      logits: r.zeros(b * this.vocabSize, "step_logits"),
+      bits: r.zeros(b * bitmaskWords(this.vocabSize), "step_bits"),
+      picks: r.zeros(2 * b, "step_picks"),
+    };
+  }
+
+  async #prefill(
+    input: PrefillInput,
+    keep: number,
+  ): Promise<{ logits: GpuTensor; kept: number; cache: WebGpuCache }> {
+    const { batchSize: b, length: n } = input;
+    if (
+      input.image &&
+      (input.image.batchSize !== b || input.image.dim !== this.config.text.hiddenSize)
+    ) {
+      throw new RangeError(
+        `prefill: ${input.image.batchSize} images of width ${input.image.dim} for ${b} rows`,
+      );
+    }
+    this.#live?.destroy();
+    this.#live = null;
+    const capacity = Math.min(this.contextLength + 1, n + (input.reserve ?? GROW));
+    const gpu = this.model.newCache(b, Math.max(capacity, n + 1));
+    const img = input.image ? this.#imageOnDevice(input.image) : null;
+    try {
+      const logits = await this.model.prefill(
+        gpu,
+        input.inputIds,
+        n,
+        input.attentionMask,
+        input.positionIds,
+        img?.t ?? null,
+        this.config.numImageTokens,
+        keep,
+      );
+      const kept = keep <= 0 || keep > n ? n : keep;
+      this.#live = new WebGpuCache(gpu, this.#stepBuffers(b));
+      return { logits, kept, cache: this.#live };
+    } catch (err) {
+      gpu.destroy();
+      throw err;
+    } finally {
+      if (img?.owned) img.t.buffer.destroy();
+    }
+  }
+
+  async #decode(input: DecodeInput): Promise<WebGpuCache> {
+    const cache = input.cache;
+    if (!(cache instanceof WebGpuCache)) throw new TypeError("decode: cache from another backend");
+    const b = cache.batchSize;
+    if (input.attentionMask.length !== b * (cache.length + 1)) {
+      throw new RangeError(`decode: mask does not match ${b} rows of ${cache.length + 1}`);
+    }
+    let gpu = cache.gpu;
+    if (gpu.length + 1 > gpu.capacity) {
+      gpu = await this.model.grow(gpu, Math.min(this.contextLength + 1, gpu.capacity + GROW));
+    }
+    this.runner.write(cache.step.positions, input.positionIds);
+    await this.model.decode(
+      gpu,
+      input.tokens,
+      cache.step.positions,
+      input.attentionMask,
+      cache.step.logits,
+    );
+    if (gpu === cache.gpu) return cache;
+    const grown = new WebGpuCache(gpu, cache.step);
+    if (this.#live === cache) this.#live = grown;
+    return grown;
+  }
+
+  /** Picks each row's token from `logits` [b, V] on the device (greedy) or on the CPU (sampling). */
+  async #pick(logits: GpuTensor, cache: WebGpuCache, pick: TokenPick): Promise<PickedStep> {
+    const b = cache.batchSize;
+    const v = this.vocabSize;
+    if (isSampling(pick.sampling)) {
+      const host = await this.runner.read(logits, b * v);
+      return { ...pickFromLogits(host, b, v, pick), cache };
+    }
+    const step = cache.step;
+    const masked = pick.allowed?.some((m) => m !== null) ?? false;
+    if (masked) {
+      const words = bitmaskWords(v);
+      const all = new Uint32Array(b * words);
+      for (let r = 0; r < b; r++) {
+        const m = pick.allowed![r];
+        if (m) all.set(m.subarray(0, words), r * words);
+        else all.fill(0xffffffff, r * words, (r + 1) * words);
+      }
+      this.runner.write(step.bits, all);
+    }
+    await pickGreedy(this.runner, {
+      x: logits,
+      bits: masked ? step.bits : undefined,
+      out: step.picks,
+      rows: b,
+      n: v,
+    });
+    const { ids, probs } = splitPicks(await this.runner.readU32(step.picks, 2 * b), b);
+    return { tokens: ids, probs: pick.withProbs ? Float64Array.from(probs) : null, cache };
+  }
+
+  /** Prefill over a left-padded batch, then the choice of each row's first token. */
+  async prefill(input: PrefillInput, pick: TokenPick): Promise<PickedStep> {
+    const out = await this.#prefill(input, 1);
+    try {
+      return await this.#pick(out.logits, out.cache, pick);
+    } finally {
+      out.logits.buffer.destroy();
+    }
+  }
+
+  /** One decode step, then the choice of each row's next token. */
+  async decode(input: DecodeInput, pick: TokenPick): Promise<PickedStep> {
+    const cache = await this.#decode(input);
+    return await this.#pick(cache.step.logits, cache, pick);
+  }
+
+  /** Prefill returning the last `logitsToKeep` positions' logits (0 = all). */
+  async prefillLogits(input: PrefillInput): Promise<StepOutput> {
+    const out = await this.#prefill(input, input.logitsToKeep ?? 1);
+    try {
+      const b = input.batchSize;
+      const logits = await this.runner.read(out.logits, b * out.kept * this.vocabSize);
+      return { logits, kept: out.kept, cache: out.cache };
+    } finally {
+      out.logits.buffer.destroy();
+    }
+  }
+
+  /** Decode step returning the logits. */
+  async decodeLogits(input: DecodeInput): Promise<StepOutput> {
+    const cache = await this.#decode(input);
+    const logits = await this.runner.read(cache.step.logits, cache.batchSize * this.vocabSize);
+    return { logits, kept: 1, cache };
+  }
+
+  /** Frees the device (weights, caches and scratch buffers with it). */
+  release(): Promise<void> {
+    if (!this.#released) {
+      this.#released = true;
+      this.#live?.destroy();
+      this.model.destroy();
+      this.runner.destroy();
+    }
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,504 @@
+/**
+ * PaliGemma's forward pass on WebGPU over the kernels in `kernels/` (lib/webgpu/ops.ts): SigLIP and
+ * the projector, the Gemma / Gemma 2 decoder with a KV cache preallocated on the device, prefix-LM
+ * prefill over left-padded batches and single-token decode steps. Follows the converted ONNX
+ * decoder (lib/convert/decoder_graph.ts): image features divided by sqrt(D) and every input
+ * embedding multiplied by float32 sqrt(D); no final logit soft-cap; no sliding window.
+ * @module
+ */
+
+import type { PaliGemmaConfig } from "../model/config.ts";
+import type { Matrix, ModelWeights } from "./model_weights.ts";
+import {
+  add,
+  attention,
+  embedding,
+  gelu,
+  geluMul,
+  kvAppend,
+  layernorm,
+  matmul,
+  rmsnorm,
+  rope,
+  scale,
+} from "./ops.ts";
+import type { GpuRunner, GpuTensor } from "./runner.ts";
+
+/** The device-side KV cache of one batch: per layer K and V [B, kvHeads, capacity, headDim]. */
+export class GpuKvCache {
+  /** Positions filled so far. */
+  length = 0;
+  /** Additive key mask [B, capacity] rows (0 or -Infinity), written per step. */
+  readonly mask: GpuTensor;
+
+  constructor(
+    readonly batchSize: number,
+    readonly capacity: number,
+    readonly keys: GpuTensor[],
+    readonly values: GpuTensor[],
+    mask: GpuTensor,
+  ) {
+    this.mask = mask;
+  }
+
+  /** Frees the device buffers. */
+  destroy(): void {
+    for (const t of [...this.keys, ...this.values, this.mask]) t.buffer.destroy();
+  }
+}
+
+/** Scratch activations for `rows` token rows, reused while the row count stays the same. */
+class Scratch {
+  readonly h: GpuTensor;
+  readonly x: GpuTensor;
+  readonly q: GpuTensor;
+  readonly k: GpuTensor;
+  readonly v: GpuTensor;
+  readonly attn: GpuTensor;
+  readonly o: GpuTensor;
+  readonly gateUp: GpuTensor;
+  readonly mlp: GpuTensor;
+  readonly sum: GpuTensor;
+
+  constructor(r: GpuRunner, readonly rows: number, cfg: PaliGemmaConfig) {
+    const t = cfg.text;
+    const d = t.hiddenSize;
+    this.h = r.zeros(rows * d, "h");
+    this.x = r.zeros(rows * d, "x");
+    this.q = r.zeros(rows * t.numHeads * t.headDim, "q");
+    this.k = r.zeros(rows * t.numKvHeads * t.headDim, "k");
+    this.v = r.zeros(rows * t.numKvHeads * t.headDim, "v");
+    this.attn = r.zeros(rows * t.numHeads * t.headDim, "attn");
+    this.o = r.zeros(rows * d, "o");
+    this.gateUp = r.zeros(rows * 2 * t.intermediateSize, "gate_up");
+    this.mlp = r.zeros(rows * t.intermediateSize, "mlp");
+    this.sum = r.zeros(rows * d, "sum");
+  }
+
+  destroy(): void {
+    for (const b of [this.h, this.x, this.q, this.k, this.v, this.attn, this.o]) b.buffer.destroy();
+    for (const b of [this.gateUp, this.mlp, this.sum]) b.buffer.destroy();
+  }
+}
+
+/** The model on a device: weights, kernels and scratch buffers. */
+export class GpuPaliGemma {
+  readonly #scratch = new Map<number, Scratch>();
+  readonly #sqrtD: number;
+  /** Growable scratch buffers by purpose (reallocated only to grow). */
+  readonly #grow = new Map<string, GpuTensor>();
+
+  constructor(readonly r: GpuRunner, readonly cfg: PaliGemmaConfig, readonly w: ModelWeights) {
+    this.#sqrtD = Math.fround(Math.sqrt(cfg.text.hiddenSize));
+  }
+
+  /** A scratch buffer `key` of at least `length` elements (kept and reused). */
+  #buffer(key: string, length: number): GpuTensor {
+    const have = this.#grow.get(key);
+    if (have && have.length >= length) return have;
+    have?.buffer.destroy();
+    const t = this.r.zeros(Math.max(length, 2 * (have?.length ?? 0)), key);
+    this.#grow.set(key, t);
+    return t;
+  }
+
+  /** out[m, n] = a[m, k] · Wᵀ (+ bias), over W's row chunks (columns of out). */
+  async #mm(a: GpuTensor, w: Matrix, out: GpuTensor, m: number): Promise<void> {
+    const r = this.r;
+    if (w.chunks.length === 1) {
+      const c = w.chunks[0];
+      await matmul(r, { a, w: c.w, bias: c.bias, out, m, n: w.n, k: w.k });
+      return;
+    }
+    let most = 0;
+    for (const c of w.chunks) most = Math.max(most, c.rows);
+    const tmp = this.#buffer("chunk_out", m * most);
+    for (const c of w.chunks) {
+      await matmul(r, { a, w: c.w, bias: c.bias, out: tmp, m, n: c.rows, k: w.k });
+      for (let i = 0; i < m; i++) r.copy(tmp, i * c.rows, out, i * w.n + c.row0, c.rows);
+    }
+  }
+
+  /**
+   * out[i, :] = embed[ids[i], :] (zero rows for ids past the table), over the table's row chunks:
+   * each chunk gathers the ids it holds (the others read as out of range, zero rows) and the
+   * chunks' rows are summed (adding zeros is exact).
+   */
+  async #gather(ids: Int32Array, out: GpuTensor): Promise<void> {
+    const r = this.r;
+    const e = this.w.embed;
+    const rows = ids.length;
+    const d = e.k;
+    // All the id buffers are written before any dispatch is recorded (a write submits first).
+    const idBufs = e.chunks.map((c, ci) => {
+      const local = e.chunks.length === 1 ? ids : Int32Array.from(
+        ids,
+        (id) => (id >= c.row0 && id < c.row0 + c.rows ? id - c.row0 : c.rows),
+      );
+      const idBuf = this.#buffer(`ids${ci}`, rows);
+      r.write(idBuf, local);
+      return idBuf;
+    });
+    for (const [ci, c] of e.chunks.entries()) {
+      const target = ci === 0 ? out : this.#buffer("gather_part", rows * d);
+      await embedding(r, { table: c.w, ids: idBufs[ci], out: target, rows, dim: d, vocab: c.rows });
+      if (ci > 0) {
+        const sum = this.#buffer("gather_sum", rows * d);
+        await add(r, { a: out, b: target, out: sum, n: rows * d });
+        r.copy(sum, 0, out, 0, rows * d);
+      }
+    }
+  }
+
+  /** Uploads the additive key mask of a step (0 on real keys, -Infinity on padding). */
+  #writeMask(cache: GpuKvCache, mask: Int32Array): void {
+    const bias = new Float32Array(mask.length);
+    for (let i = 0; i < mask.length; i++) bias[i] = mask[i] ? 0 : -Infinity;
+    this.r.write(cache.mask, bias);
+  }
+
+  #rows(rows: number): Scratch {
+    let s = this.#scratch.get(rows);
+    if (!s) {
+      // Keep the decode-sized set and one other (the last prefill) only.
+      for (const [n, old] of this.#scratch) {
+        if (n > 16) {
+          old.destroy();
+          this.#scratch.delete(n);
+        }
+      }
+      s = new Scratch(this.r, rows, this.cfg);
+      this.#scratch.set(rows, s);
+    }
+    return s;
+  }
+
+  /**
+   * SigLIP + projector on `b` CHW images: features [b, numImageTokens, projectionDim], divided by
+   * sqrt(text hidden) like the converted vision encoder's output.
+   */
+  async encode(pixels: Float32Array, b: number): Promise<GpuTensor> {
+    const r = this.r;
+    const v = this.cfg.vision;
+    const s = v.imageSize;
+    const p = v.patchSize;
+    const g = Math.floor(s / p);
+    const n = g * g;
+    const dv = v.hiddenSize;
+    const kp = 3 * p * p;
+    // Patches [b·n, 3·p·p] in the (channel, y, x) order of the conv weight [dv, 3, p, p].
+    const patches = new Float32Array(b * n * kp);
+    for (let im = 0; im < b; im++) {
+      for (let gy = 0; gy < g; gy++) {
+        for (let gx = 0; gx < g; gx++) {
+          const base = (im * n + gy * g + gx) * kp;
+          for (let c = 0; c < 3; c++) {
+            for (let y = 0; y < p; y++) {
+              const src = ((im * 3 + c) * s + gy * p + y) * s + gx * p;
+              patches.set(pixels.subarray(src, src + p), base + (c * p + y) * p);
+            }
+          }
+        }
+      }
+    }
+    const rows = b * n;
+    const tmp: GpuTensor[] = [];
+    const buf = (len: number, label: string) => {
+      const t = r.zeros(len, label);
+      tmp.push(t);
+      return t;
+    };
+    const pt = r.tensor(patches, "patches");
+    tmp.push(pt);
+    const emb = buf(rows * dv, "patch_embed");
+    let x = buf(rows * dv, "vx");
+    const hbuf = buf(rows * dv, "vh");
+    const q = buf(rows * dv, "vq");
+    const k = buf(rows * dv, "vk");
+    const vv = buf(rows * dv, "vv");
+    const kc = buf(rows * dv, "vkc");
+    const vc = buf(rows * dv, "vvc");
+    const att = buf(rows * dv, "vattn");
+    const o = buf(rows * dv, "vo");
+    const f = buf(rows * v.intermediateSize, "vf");
+    const f2 = buf(rows * v.intermediateSize, "vf2");
+    let x2 = buf(rows * dv, "vx2");
+    await matmul(r, {
+      a: pt,
+      w: this.w.patchW,
+      bias: this.w.patchB,
+      out: emb,
+      m: rows,
+      n: dv,
+      k: kp,
+    });
+    await add(r, { a: emb, b: this.w.posEmb, out: x, n: rows * dv, nb: n * dv });
+    const heads = v.numHeads;
+    const hd = dv / heads;
+    const eps = v.layerNormEps;
+    for (const L of this.w.vision) {
+      await layernorm(r, { x, w: L.ln1w, b: L.ln1b, out: hbuf, rows, dim: dv, eps });
+      await this.#mm(hbuf, L.qw, q, rows);
+      await this.#mm(hbuf, L.kw, k, rows);
+      await this.#mm(hbuf, L.vw, vv, rows);
+      const kv = { batch: b, tokens: n, heads, headDim: hd, past: 0, capacity: n };
+      await kvAppend(r, { src: k, cache: kc, ...kv });
+      await kvAppend(r, { src: vv, cache: vc, ...kv });
+      await attention(r, {
+        q,
+        k: kc,
+        v: vc,
+        out: att,
+        batch: b,
+        heads,
+        kvHeads: heads,
+        tokens: n,
+        headDim: hd,
+        past: 0,
+        capacity: n,
+        scale: hd ** -0.5,
+      });
+      await this.#mm(att, L.ow, o, rows);
+      await add(r, { a: x, b: o, out: x2, n: rows * dv });
+      [x, x2] = [x2, x];
+      await layernorm(r, { x, w: L.ln2w, b: L.ln2b, out: hbuf, rows, dim: dv, eps });
+      const im = v.intermediateSize;
+      await this.#mm(hbuf, L.fc1w, f, rows);
+      await gelu(r, { x: f, out: f2, n: rows * im });
+      await this.#mm(f2, L.fc2w, o, rows);
+      await add(r, { a: x, b: o, out: x2, n: rows * dv });
+      [x, x2] = [x2, x];
+    }
+    await layernorm(r, {
+      x,
+      w: this.w.postLnW,
+      b: this.w.postLnB,
+      out: hbuf,
+      rows,
+      dim: dv,
+      eps,
+    });
+    const pd = this.cfg.projectionDim;
+    const proj = buf(rows * pd, "proj");
+    const feats = r.zeros(rows * pd, "image_features");
+    await this.#mm(hbuf, this.w.proj, proj, rows);
+    await scale(r, {
+      x: proj,
+      out: feats,
+      n: rows * pd,
+      s: 1 / Math.sqrt(this.cfg.text.hiddenSize),
+    });
+    await r.sync();
+    for (const t of tmp) t.buffer.destroy();
+    return feats;
+  }
+
+  /** A cache for `b` rows holding up to `capacity` positions. */
+  newCache(b: number, capacity: number): GpuKvCache {
+    const t = this.cfg.text;
+    const per = b * t.numKvHeads * capacity * t.headDim;
+    const keys: GpuTensor[] = [];
+    const values: GpuTensor[] = [];
+    for (let i = 0; i < t.numLayers; i++) {
+      keys.push(this.r.zeros(per, `k${i}`));
+      values.push(this.r.zeros(per, `v${i}`));
+    }
+    return new GpuKvCache(b, capacity, keys, values, this.r.zeros(b * capacity, "mask"));
+  }
+
+  /** A copy of `c` with room for `capacity` positions (the old cache is destroyed). */
+  async grow(c: GpuKvCache, capacity: number): Promise<GpuKvCache> {
+    const t = this.cfg.text;
+    const next = this.newCache(c.batchSize, capacity);
+    const rowOld = c.capacity * t.headDim;
+    const rowNew = capacity * t.headDim;
+    const used = c.length * t.headDim;
+    for (let i = 0; i < t.numLayers; i++) {
+      for (let bh = 0; bh < c.batchSize * t.numKvHeads; bh++) {
+        this.r.copy(c.keys[i], bh * rowOld, next.keys[i], bh * rowNew, used);
+        this.r.copy(c.values[i], bh * rowOld, next.values[i], bh * rowNew, used);
+      }
+    }
+    next.length = c.length;
+    await this.r.sync();
+    c.destroy();
+    return next;
+  }
+
+  /**
+   * Runs the decoder on `s` new tokens per row whose input embeddings (already merged, not yet
+   * multiplied by sqrt(D)) are in the scratch `h` buffer; appends their keys and values to the
+   * cache and leaves the final hidden states in the scratch `h`. The step's key mask is already
+   * in `cache.mask` (`#writeMask`); `positions` is [B, s].
+   */
+  async #layers(
+    sc: Scratch,
+    cache: GpuKvCache,
+    s: number,
+    positions: GpuTensor,
+  ): Promise<void> {
+    const r = this.r;
+    const t = this.cfg.text;
+    const b = cache.batchSize;
+    const rows = b * s;
+    const d = t.hiddenSize;
+    const hd = t.headDim;
+    const past = cache.length;
+    const total = past + s;
+    let h = sc.h;
+    let h2 = sc.sum;
+    await scale(r, { x: h, out: h2, n: rows * d, s: this.#sqrtD });
+    [h, h2] = [h2, h];
+    const eps = t.rmsNormEps;
+    const inter = t.intermediateSize;
+    for (const [i, L] of this.w.text.entries()) {
+      await rmsnorm(r, { x: h, w: L.inputNorm, out: sc.x, rows, dim: d, eps });
+      await this.#mm(sc.x, L.qw, sc.q, rows);
+      await this.#mm(sc.x, L.kw, sc.k, rows);
+      await this.#mm(sc.x, L.vw, sc.v, rows);
+      const rp = { positions, batch: b, tokens: s, headDim: hd, theta: t.ropeTheta };
+      await rope(r, { x: sc.q, heads: t.numHeads, ...rp });
+      await rope(r, { x: sc.k, heads: t.numKvHeads, ...rp });
+      const kv = {
+        batch: b,
+        tokens: s,
+        heads: t.numKvHeads,
+        headDim: hd,
+        past,
+        capacity: cache.capacity,
+      };
+      await kvAppend(r, { src: sc.k, cache: cache.keys[i], ...kv });
+      await kvAppend(r, { src: sc.v, cache: cache.values[i], ...kv });
+      await attention(r, {
+        q: sc.q,
+        k: cache.keys[i],
+        v: cache.values[i],
+        out: sc.attn,
+        mask: cache.mask,
+        maskStride: total,
+        batch: b,
+        heads: t.numHeads,
+        kvHeads: t.numKvHeads,
+        tokens: s,
+        headDim: hd,
+        past,
+        capacity: cache.capacity,
+        scale: t.queryPreAttnScalar ** -0.5,
+        softcap: t.attnLogitSoftcap ?? 0,
+      });
+      await this.#mm(sc.attn, L.ow, sc.o, rows);
+      let attnOut = sc.o;
+      if (L.postAttnNorm) {
+        await rmsnorm(r, { x: sc.o, w: L.postAttnNorm, out: sc.x, rows, dim: d, eps });
+        attnOut = sc.x;
+      }
+      await add(r, { a: h, b: attnOut, out: h2, n: rows * d });
+      [h, h2] = [h2, h];
+      await rmsnorm(r, { x: h, w: L.mlpNorm, out: sc.x, rows, dim: d, eps });
+      await this.#mm(sc.x, L.gateUp, sc.gateUp, rows);
+      await geluMul(r, { gate: sc.gateUp, out: sc.mlp, rows, cols: inter });
+      await this.#mm(sc.mlp, L.down, sc.o, rows);
+      let mlpOut = sc.o;
+      if (L.postMlpNorm) {
+        await rmsnorm(r, { x: sc.o, w: L.postMlpNorm, out: sc.x, rows, dim: d, eps });
+        mlpOut = sc.x;
+      }
+      await add(r, { a: h, b: mlpOut, out: h2, n: rows * d });
+      [h, h2] = [h2, h];
+    }
+    if (h !== sc.h) r.copy(h, 0, sc.h, 0, rows * d);
+    cache.length = total;
+  }
+
+  /** Final norm and LM head over `rows` hidden rows of `x` into `logits` [rows, V]. */
+  async #head(x: GpuTensor, rows: number, tmp: GpuTensor, logits: GpuTensor): Promise<void> {
+    const t = this.cfg.text;
+    const d = t.hiddenSize;
+    await rmsnorm(this.r, { x, w: this.w.finalNorm, out: tmp, rows, dim: d, eps: t.rmsNormEps });
+    await this.#mm(tmp, this.w.lmHead, logits, rows);
+  }
+
+  /**
+   * Prefill: embeds `ids` [B, n], writes each row's image features over its `<image>` tokens,
+   * runs the decoder and records the logits of the last `keep` positions of each row (0 = all)
+   * into a new [B·keep, V] buffer.
+   */
+  async prefill(
+    cache: GpuKvCache,
+    ids: Int32Array,
+    n: number,
+    mask: Int32Array,
+    positions: Int32Array,
+    image: GpuTensor | null,
+    imageTokens: number,
+    keep: number,
+  ): Promise<GpuTensor> {
+    const r = this.r;
+    const t = this.cfg.text;
+    const b = cache.batchSize;
+    const d = t.hiddenSize;
+    const rows = b * n;
+    const sc = this.#rows(rows);
+    const posBuf = r.tensor(positions, "positions");
+    this.#writeMask(cache, mask);
+    await this.#gather(ids, sc.h);
+    if (image) {
+      const imageId = this.cfg.imageTokenIndex;
+      for (let row = 0; row < b; row++) {
+        let k = 0;
+        for (let i = 0; i < n; i++) {
+          if (ids[row * n + i] !== imageId || k === imageTokens) continue;
+          // Runs of <image> tokens are copied in one piece.
+          let run = 1;
+          while (
+            i + run < n && ids[row * n + i + run] === imageId && k + run < imageTokens
+          ) run++;
+          r.copy(image, (row * imageTokens + k) * d, sc.h, (row * n + i) * d, run * d);
+          k += run;
+          i += run - 1;
+        }
+        if (k !== imageTokens) {
+          throw new RangeError(
+            `prefill: row ${row} has ${k} <image> tokens, expected ${imageTokens}`,
+          );
+        }
+      }
+    }
+    await this.#layers(sc, cache, n, posBuf);
+    const kept = keep <= 0 || keep > n ? n : keep;
+    const last = r.zeros(b * kept * d, "last");
+    for (let row = 0; row < b; row++) {
+      r.copy(sc.h, (row * n + n - kept) * d, last, row * kept * d, kept * d);
+    }
+    const logits = r.zeros(b * kept * t.vocabSize, "logits");
+    const tmp = r.zeros(b * kept * d, "normed");
+    await this.#head(last, b * kept, tmp, logits);
+    await r.sync();
+    for (const x of [posBuf, last, tmp]) x.buffer.destroy();
+    return logits;
+  }
+
+  /** One decode step: `tokens` [B] at `positions` [B]; logits [B, V] into `logits`. */
+  async decode(
+    cache: GpuKvCache,
+    tokens: Int32Array,
+    positions: GpuTensor,
+    mask: Int32Array,
+    logits: GpuTensor,
+  ): Promise<void> {
+    const b = cache.batchSize;
+    const sc = this.#rows(b);
+    this.#writeMask(cache, mask);
+    await this.#gather(tokens, sc.h);
+    await this.#layers(sc, cache, 1, positions);
+    await this.#head(sc.h, b, sc.x, logits);
+  }
+
+  /** Frees scratch buffers (weights stay until the device is destroyed). */
+  destroy(): void {
+    for (const s of this.#scratch.values()) s.destroy();
+    this.#scratch.clear();
+    for (const t of this.#grow.values()) t.buffer.destroy();
+    this.#grow.clear();
+  }
+}
