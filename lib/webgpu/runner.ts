@@ -170,7 +170,21 @@ export class GpuRunner {
     params: ParamWriter,
     groups: Workgroups,
   ): Promise<void> {
-    const pipeline = await this.pipeline(name);
+    this.record(await this.pipeline(name), name, buffers, params, groups);
+  }
+
+  /**
+   * Records one dispatch of an already compiled `pipeline` (a kernel variant compiled outside the
+   * name cache, e.g. with override constants) with storage `buffers` at bindings 0.., then the
+   * uniform.
+   */
+  record(
+    pipeline: GPUComputePipeline,
+    label: string,
+    buffers: readonly GpuTensor[],
+    params: ParamWriter,
+    groups: Workgroups,
+  ): void {
     const bytes = params.bytes();
     const uniform = this.device.createBuffer({
       size: bytes.byteLength,
@@ -190,7 +204,7 @@ export class GpuRunner {
       entries,
     });
     this.#encoder ??= this.device.createCommandEncoder();
-    const pass = this.#encoder.beginComputePass({ label: name });
+    const pass = this.#encoder.beginComputePass({ label });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);

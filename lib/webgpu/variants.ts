@@ -1,0 +1,97 @@
+/**
+ * Kernel variants: WGSL files in `kernels/` compiled with pipeline-override constants (tile and
+ * workgroup sizes, storage formats), cached per device, and the adapter-limit helpers the
+ * wrappers in `ops_*.ts` use to pick workgroup sizes.
+ * @module
+ */
+
+import { InputError } from "../errors.ts";
+import type { GpuRunner } from "./runner.ts";
+
+/** Override constants of one variant (WGSL `override` names to values). */
+export type Overrides = Readonly<Record<string, number>>;
+
+const sources = new Map<string, Promise<string>>();
+const pipelines = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
+
+/** Reads `kernels/<file>.wgsl` once. */
+function source(file: string): Promise<string> {
+  let s = sources.get(file);
+  if (!s) {
+    const url = new URL(`../../kernels/${file}.wgsl`, import.meta.url);
+    s = Deno.readTextFile(url).catch((err) => {
+      sources.delete(file);
+      const why = err instanceof Error ? err.message : String(err);
+      throw new InputError(`kernels/${file}.wgsl: cannot read the WGSL kernel (${why})`);
+    });
+    sources.set(file, s);
+  }
+  return s;
+}
+
+/** The pipeline of `kernels/<file>.wgsl` (entry `main`) with `constants`, compiled once. */
+export function variantPipeline(
+  r: GpuRunner,
+  file: string,
+  constants: Overrides,
+): Promise<GPUComputePipeline> {
+  let cache = pipelines.get(r.device);
+  if (!cache) {
+    cache = new Map();
+    pipelines.set(r.device, cache);
+  }
+  const keys = Object.keys(constants).sort();
+  const key = `${file}?${keys.map((k) => `${k}=${constants[k]}`).join("&")}`;
+  let p = cache.get(key);
+  if (!p) {
+    p = compile(r.device, file, key, constants);
+    cache.set(key, p);
+  }
+  return p;
+}
+
+async function compile(
+  device: GPUDevice,
+  file: string,
+  label: string,
+  constants: Overrides,
+): Promise<GPUComputePipeline> {
+  const code = await source(file);
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ label, code });
+  const pipeline = device.createComputePipeline({
+    label,
+    layout: "auto",
+    compute: { module, entryPoint: "main", constants: { ...constants } },
+  });
+  const err = await device.popErrorScope();
+  if (err) throw new Error(`kernels/${file}.wgsl (${label}): ${err.message}`);
+  return pipeline;
+}
+
+/** The largest power of two <= `v` (at least 1). */
+export function floorPow2(v: number): number {
+  return v < 1 ? 1 : 2 ** Math.floor(Math.log2(v));
+}
+
+/**
+ * Threads per workgroup for a kernel that wants `want` (a power of two): the largest power of two
+ * <= want that the device's maxComputeInvocationsPerWorkgroup and maxComputeWorkgroupSizeX allow.
+ */
+export function workgroupSize(r: GpuRunner, want: number): number {
+  const l = r.device.limits;
+  return floorPow2(Math.min(want, l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX));
+}
+
+/** Bytes of workgroup memory one workgroup may use on this device. */
+export function workgroupStorage(r: GpuRunner): number {
+  return r.device.limits.maxComputeWorkgroupStorageSize;
+}
+
+/** Whether the device runs on a software (fallback) adapter such as llvmpipe. */
+export function isSoftwareAdapter(r: GpuRunner): boolean {
+  const info = r.device.adapterInfo as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  return info.isFallbackAdapter === true || /llvmpipe|swiftshader|lavapipe/i.test(
+    `${info.description} ${info.vendor} ${info.architecture}`,
+  );
+}
