@@ -6,7 +6,7 @@
  */
 
 import { InputError } from "../errors.ts";
-import type { GpuRunner } from "./runner.ts";
+import type { GpuRunner, GpuTensor } from "./runner.ts";
 
 /** Override constants of one variant (WGSL `override` names to values). */
 export type Overrides = Readonly<Record<string, number>>;
@@ -94,4 +94,19 @@ export function isSoftwareAdapter(r: GpuRunner): boolean {
   return info.isFallbackAdapter === true || /llvmpipe|swiftshader|lavapipe/i.test(
     `${info.description} ${info.vendor} ${info.architecture}`,
   );
+}
+
+const writeDummies = new WeakMap<GpuRunner, GpuTensor>();
+
+/**
+ * A small buffer for unused read_write bindings: the runner's `dummy` may be bound read-only in
+ * the same dispatch, and one buffer cannot be both read-only and writable storage there.
+ */
+export function writeDummy(r: GpuRunner): GpuTensor {
+  let t = writeDummies.get(r);
+  if (!t) {
+    t = r.zeros(4, "write dummy");
+    writeDummies.set(r, t);
+  }
+  return t;
 }
