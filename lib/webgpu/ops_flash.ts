@@ -80,6 +80,8 @@ export interface FlashAttentionArgs {
   readonly splits?: number;
   /** Scratch for splits > 1, at least `flashScratchLengths` long. */
   readonly scratch?: FlashScratch;
+  /** Tile override (query rows br <= 8, keys per tile bc; powers of two), for tests and tuning. */
+  readonly tile?: { readonly br: number; readonly bc: number };
 }
 
 /** Element counts of the split-KV scratch buffers (part, ml). */
@@ -176,7 +178,10 @@ export async function flashAttention(r: GpuRunner, x: FlashAttentionArgs): Promi
     need(x.scratch.ml, n.ml, "flashAttention scratch ml");
   }
   const g = heads / kvHeads;
-  const pl = plan(r, g * tokens, headDim);
+  const pl = x.tile ? { ...plan(r, 1, headDim), ...x.tile } : plan(r, g * tokens, headDim);
+  if (pl.br > 8 || pl.br * pl.tpq > workgroupSize(r, 256)) {
+    throw new RangeError(`flashAttention: ${pl.br} query rows a workgroup not usable here`);
+  }
   const gx = Math.ceil((g * tokens) / pl.br);
   if (gx > 65535 || batch * kvHeads > 65535 || splits > 65535) {
     throw new RangeError(`flashAttention: ${gx}×${batch * kvHeads}×${splits} workgroups`);

@@ -19,6 +19,7 @@ interface FlashCase {
   rows: [number, number][] | null;
   causal: boolean;
   splits: number;
+  tile?: { br: number; bc: number };
 }
 
 /**
@@ -168,6 +169,21 @@ const CASES: FlashCase[] = [
   },
   {
     ...BASE,
+    name: "8 query rows × 16 keys a tile (the GPU shape), GQA 8/2, 3 splits, D=20",
+    B: 2,
+    Hq: 8,
+    Hkv: 2,
+    T: 5,
+    D: 20,
+    P: 40,
+    capacity: 48,
+    softcap: 20,
+    rows: [[0, 45], [6, 43]],
+    splits: 3,
+    tile: { br: 8, bc: 16 },
+  },
+  {
+    ...BASE,
     name: "full attention 70 tokens, 1 head, D=1",
     B: 1,
     Hq: 1,
@@ -213,6 +229,7 @@ CASES.forEach((c, idx) => {
       layout: c.layout,
       splits: c.splits,
       scratch: c.splits > 1 ? { part: r.zeros(n.part), ml: r.zeros(n.ml) } : undefined,
+      tile: c.tile,
     });
     const want = flashRef(c, q, k, v, scale);
     assertClose(await r.read(out), want, TOL * maxAbs(v), `flash attention (${rng.tag})`);
