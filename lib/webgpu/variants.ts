@@ -44,7 +44,9 @@ export function variantPipeline(
   const key = `${file}?${keys.map((k) => `${k}=${constants[k]}`).join("&")}`;
   let p = cache.get(key);
   if (!p) {
+    const c = cache;
     p = compile(r.device, file, key, constants);
+    p.catch(() => c.delete(key)); // a failed compile is retried, not cached
     cache.set(key, p);
   }
   return p;
