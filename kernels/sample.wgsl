@@ -121,7 +121,11 @@ fn chunk_pass(c: u32, row: u32, t: u32) {
       if (better(x, i, tmp.x, bi)) {
         bi = i;
       }
-      tmp = lse_merge(tmp, vec2<f32>(x, 1.0));
+      if (p.greedy != 0u) {
+        tmp.x = max(tmp.x, x); // greedy needs no sum at the temperature
+      } else {
+        tmp = lse_merge(tmp, vec2<f32>(x, 1.0));
+      }
       n += 1u;
     }
   }

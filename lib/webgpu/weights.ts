@@ -7,6 +7,7 @@
  */
 
 import { fromFloat32 } from "../checkpoint/dtype.ts";
+import { packZeroPoints } from "../convert/quantize.ts";
 import type { GpuRunner, GpuTensor } from "./runner.ts";
 
 /** Storage format of a weight matrix on the device. */
@@ -103,4 +104,18 @@ export function quantWeight(
     zeros: q.zeros ? r.tensor(bytesToWords(q.zeros)) : undefined,
     zeroLayout: zl,
   };
+}
+
+/**
+ * `quantizeRows` output with zero points in the layout `quantWeight` expects by default
+ * (MatMulNBits nibbles for 4 bits, bytes for 8).
+ */
+export function packZeroPointsFor(
+  q: QuantRowsData,
+  n: number,
+  k: number,
+  s: { readonly bits: 4 | 8; readonly blockSize: number },
+): QuantRowsData {
+  if (!q.zeros || s.bits === 8) return q;
+  return { ...q, zeros: packZeroPoints(q.zeros, n, Math.ceil(k / s.blockSize), 4) };
 }
