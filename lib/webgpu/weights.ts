@@ -8,7 +8,8 @@
 
 import { fromFloat32 } from "../checkpoint/dtype.ts";
 import { packZeroPoints } from "../convert/quantize.ts";
-import type { GpuRunner, GpuTensor } from "./runner.ts";
+import { type GpuRunner, type GpuTensor, grid, ParamWriter } from "./runner.ts";
+import { variantPipeline } from "./variants.ts";
 
 /** Storage format of a weight matrix on the device. */
 export type GpuWeightFormat = "f32" | "f16" | "q8" | "q4";
@@ -118,4 +119,36 @@ export function packZeroPointsFor(
 ): QuantRowsData {
   if (!q.zeros || s.bits === 8) return q;
   return { ...q, zeros: packZeroPoints(q.zeros, n, Math.ceil(k / s.blockSize), 4) };
+}
+
+/**
+ * Records the transpose of a [k, n] matrix `src` (an ONNX MatMul initializer, [in, out]) into
+ * the [n, k] row order of a GpuWeight, optionally converting f32 to f16 (kernels/transpose.wgsl;
+ * once at load). `src` holds f32 values or packed halves (`srcF16`); f16 output needs even k.
+ */
+export async function transposeWeight(
+  r: GpuRunner,
+  src: GpuTensor,
+  k: number,
+  n: number,
+  srcF16: boolean,
+  format: "f32" | "f16",
+): Promise<GpuWeight> {
+  if (!Number.isInteger(k) || k < 1 || !Number.isInteger(n) || n < 1) {
+    throw new RangeError(`transposeWeight: bad shape ${k}×${n}`);
+  }
+  if (format === "f16" && k % 2 !== 0) throw new RangeError(`transposeWeight: f16 needs even k`);
+  const inWords = srcF16 ? Math.ceil((k * n) / 2) : k * n;
+  if (src.length < inWords) {
+    throw new RangeError(`transposeWeight: source holds ${src.length} words, needs ${inWords}`);
+  }
+  const outWords = format === "f16" ? (k * n) / 2 : k * n;
+  const data = r.zeros(outWords, "transposed weight");
+  const pipeline = await variantPipeline(r, "transpose", {
+    IN_F16: srcF16 ? 1 : 0,
+    OUT_F16: format === "f16" ? 1 : 0,
+  });
+  const p = new ParamWriter().u32(k).u32(n);
+  r.record(pipeline, "transpose", [src, data], p, grid(Math.ceil(outWords / 256)));
+  return { format, data, n, k };
 }
