@@ -14,6 +14,8 @@
 //   (row = (b·Hq + h)·T + t); attn_combine.wgsl merges them. nsplit = 1 writes O directly.
 // Layouts by element strides: q[b,h,t,d] = Q[b*q_sb + h*q_sh + t*q_st + d] (O likewise with o_*),
 //   k[b,kvh,j,d] = K[b*k_sb + kvh*k_sh + j*k_ss + d] (V likewise).
+// K and V hold f32 bits, or with KV_F16 = 1 IEEE halves two per u32 (the f16 KV cache of
+//   kv_append_f16.wgsl; element e in word e / 2, the even element in the low half).
 // Bindings: 0 Q · 1 K · 2 V · 3 L (u32) · 4 O (read_write) · 5 Part (read_write) ·
 //   6 ML (read_write) · 7 params (uniform). Absent buffers: any 1-element buffer.
 // Overrides: TPQ threads per query row (each owns head dims lane + i·TPQ, D <= 8·TPQ), BR rows,
@@ -25,6 +27,7 @@ override TPQ: u32 = 32u;
 override BR: u32 = 8u;
 override BC: u32 = 16u;
 override DMAX: u32 = 256u;
+override KV_F16: u32 = 0u;
 
 struct Params {
   B: u32,
@@ -54,8 +57,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
-@group(0) @binding(1) var<storage, read> K: array<f32>;
-@group(0) @binding(2) var<storage, read> V: array<f32>;
+@group(0) @binding(1) var<storage, read> K: array<u32>;
+@group(0) @binding(2) var<storage, read> V: array<u32>;
 @group(0) @binding(3) var<storage, read> L: array<u32>;
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 @group(0) @binding(5) var<storage, read_write> Part: array<f32>;
@@ -67,6 +70,23 @@ const NEG_HALF = -1.5e38;
 override KS: u32 = DMAX + 1u; // padded row stride of the K / V tile (no bank conflicts on K rows)
 
 var<workgroup> qs: array<f32, BR * DMAX>;
+
+// Element e of the K (is_v = false) or V cache: f32 bits, or halves two per word (KV_F16 = 1).
+fn kv_at(is_v: bool, e: u32) -> f32 {
+  if (KV_F16 != 0u) {
+    var w: u32;
+    if (is_v) {
+      w = V[e / 2u];
+    } else {
+      w = K[e / 2u];
+    }
+    return unpack2x16float(w)[e % 2u];
+  }
+  if (is_v) {
+    return bitcast<f32>(V[e]);
+  }
+  return bitcast<f32>(K[e]);
+}
 var<workgroup> kv: array<f32, BC * KS>;
 var<workgroup> ss: array<f32, BR * BC>;
 
@@ -143,7 +163,7 @@ fn main(
       let j = c0 + c;
       var v = 0.0;
       if (j < hi && d < p.D) {
-        v = K[kb + j * p.k_ss + d];
+        v = kv_at(false, kb + j * p.k_ss + d);
       }
       kv[c * KS + d] = v;
     }
@@ -176,7 +196,7 @@ fn main(
       let j = c0 + c;
       var v = 0.0;
       if (j < hi && d < p.D) {
-        v = V[kb + j * p.k_ss + d];
+        v = kv_at(true, kb + j * p.k_ss + d);
       }
       kv[c * KS + d] = v;
     }

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { type HeadLayout, headStrides } from "./ops.ts";
+import { type HeadLayout, headStrides, type KvAppendArgs } from "./ops.ts";
 import { type GpuRunner, type GpuTensor, grid, ParamWriter } from "./runner.ts";
 import {
   floorPow2,
@@ -40,10 +40,12 @@ export interface FlashScratch {
 export interface FlashAttentionArgs {
   /** Queries [batch, tokens, heads, headDim] in `layout`. */
   readonly q: GpuTensor;
-  /** Key cache [batch, kvHeads, capacity, headDim]. */
+  /** Key cache [batch, kvHeads, capacity, headDim]: f32, or halves with `kvF16`. */
   readonly k: GpuTensor;
-  /** Value cache, same layout as k. */
+  /** Value cache, same layout and format as k. */
   readonly v: GpuTensor;
+  /** K and V are f16 caches written by `kvAppendF16` (IEEE halves, two per u32). */
+  readonly kvF16?: boolean;
   /** Output, same layout and size as q (not q). */
   readonly out: GpuTensor;
   /** Batch rows. */
@@ -164,8 +166,12 @@ export async function flashAttention(r: GpuRunner, x: FlashAttentionArgs): Promi
   const qn = batch * tokens * heads * headDim;
   need(x.q, qn, "flashAttention q");
   need(x.out, qn, "flashAttention out");
-  need(x.k, batch * kvHeads * capacity * headDim, "flashAttention k");
-  need(x.v, batch * kvHeads * capacity * headDim, "flashAttention v");
+  const kvWords = (batch * kvHeads * capacity * headDim) / (x.kvF16 ? 2 : 1);
+  if (x.kvF16 && headDim % 2 !== 0) {
+    throw new RangeError("flashAttention: f16 KV needs even headDim");
+  }
+  need(x.k, kvWords, "flashAttention k");
+  need(x.v, kvWords, "flashAttention v");
   if (x.rows) need(x.rows, 2 * batch, "flashAttention rows");
   const splits = x.splits ?? 1;
   positive(splits, "flashAttention splits");
@@ -200,6 +206,7 @@ export async function flashAttention(r: GpuRunner, x: FlashAttentionArgs): Promi
     BR: pl.br,
     BC: pl.bc,
     DMAX: pl.dmax,
+    KV_F16: x.kvF16 ? 1 : 0,
   });
   const w = writeDummy(r);
   const part = splits > 1 ? x.scratch!.part : w;
@@ -212,4 +219,30 @@ export async function flashAttention(r: GpuRunner, x: FlashAttentionArgs): Promi
     const combine = await variantPipeline(r, "attn_combine", {});
     r.record(combine, "attn_combine", [part, ml, x.out], c, grid(Math.ceil(qn / 256)));
   }
+}
+
+/**
+ * Records the copy of new keys or values (f32, [batch, tokens, heads, headDim] in `layout`) into
+ * an f16 cache [batch, heads, capacity, headDim] of IEEE halves two per u32 (capacity·headDim/2
+ * words per head), rounded to nearest even; headDim must be even. Read it with `kvF16: true`.
+ */
+export async function kvAppendF16(r: GpuRunner, x: KvAppendArgs): Promise<void> {
+  const { batch, tokens, heads, headDim, past, capacity } = x;
+  positive(batch, "kvAppendF16 batch");
+  positive(tokens, "kvAppendF16 tokens");
+  positive(heads, "kvAppendF16 heads");
+  positive(headDim, "kvAppendF16 headDim");
+  if (headDim % 2 !== 0) throw new RangeError(`kvAppendF16: headDim ${headDim} is odd`);
+  if (past + tokens > capacity) {
+    throw new RangeError(`kvAppendF16: ${past} + ${tokens} positions exceed capacity ${capacity}`);
+  }
+  need(x.src, batch * tokens * heads * headDim, "kvAppendF16 src");
+  need(x.cache, (batch * heads * capacity * headDim) / 2, "kvAppendF16 cache");
+  const s = headStrides(x.layout ?? "bthd", tokens, heads, headDim);
+  const p = new ParamWriter().u32(batch).u32(tokens).u32(heads).u32(headDim).u32(past)
+    .u32(s.sb).u32(s.st).u32(s.sh)
+    .u32(heads * capacity * headDim).u32(capacity * headDim).u32(headDim).u32(0);
+  const pipeline = await variantPipeline(r, "kv_append_f16", {});
+  const words = (batch * tokens * heads * headDim) / 2;
+  r.record(pipeline, "kv_append_f16", [x.src, x.cache], p, grid(Math.ceil(words / 256)));
 }

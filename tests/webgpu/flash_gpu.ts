@@ -1,5 +1,8 @@
+import assert from "node:assert/strict";
 import type { HeadLayout } from "../../lib/webgpu/ops.ts";
-import { flashAttention, flashScratchLengths } from "../../lib/webgpu/ops_flash.ts";
+import { bytesToWords } from "../../lib/webgpu/weights.ts";
+import { fromFloat32, toFloat32 } from "../../lib/checkpoint/dtype.ts";
+import { flashAttention, flashScratchLengths, kvAppendF16 } from "../../lib/webgpu/ops_flash.ts";
 import { headIndex } from "./cpu_reference.ts";
 import { assertClose, gpuTest, maxAbs, Rng } from "./gpu_test_util.ts";
 
@@ -20,6 +23,8 @@ interface FlashCase {
   causal: boolean;
   splits: number;
   tile?: { br: number; bc: number };
+  /** Store the cache as f16 through kvAppendF16 (the reference sees the rounded values). */
+  f16?: boolean;
 }
 
 /**
@@ -184,6 +189,35 @@ const CASES: FlashCase[] = [
   },
   {
     ...BASE,
+    name: "f16 KV cache, decode past 90, GQA 4/2, softcap 50, 2 splits, D=24",
+    B: 2,
+    Hq: 4,
+    Hkv: 2,
+    T: 1,
+    D: 24,
+    P: 90,
+    capacity: 96,
+    softcap: 50,
+    rows: [[0, 0], [11, 0]],
+    splits: 2,
+    f16: true,
+  },
+  {
+    ...BASE,
+    name: "f16 KV cache, prefix-LM prefill 20 tokens, MQA 4/1, head-major, D=64",
+    B: 1,
+    Hq: 4,
+    Hkv: 1,
+    T: 20,
+    D: 64,
+    P: 0,
+    capacity: 24,
+    layout: "bhtd",
+    rows: [[2, 20]],
+    f16: true,
+  },
+  {
+    ...BASE,
     name: "full attention 70 tokens, 1 head, D=1",
     B: 1,
     Hq: 1,
@@ -204,15 +238,55 @@ CASES.forEach((c, idx) => {
     const rng = new Rng(1100 + idx);
     const { B, Hq, Hkv, T, D, P, capacity } = c;
     const q = rng.uniform(B * T * Hq * D, -2, 2);
-    const k = rng.uniform(B * Hkv * capacity * D, -2, 2);
-    const v = rng.uniform(B * Hkv * capacity * D);
+    let k = rng.uniform(B * Hkv * capacity * D, -2, 2);
+    let v = rng.uniform(B * Hkv * capacity * D);
+    let kt = r.tensor(k);
+    let vt = r.tensor(v);
+    if (c.f16) {
+      // Fill f16 caches through kvAppendF16 from [B, capacity, Hkv, D] sources; the reference
+      // sees the f16-rounded values.
+      const half = (x: Float32Array) => toFloat32(fromFloat32(x, "F16"), "F16");
+      const toSrc = (x: Float32Array) => {
+        const out = new Float32Array(x.length);
+        for (let b = 0; b < B; b++) {
+          for (let h = 0; h < Hkv; h++) {
+            for (let j = 0; j < capacity; j++) {
+              for (let d = 0; d < D; d++) {
+                out[((b * capacity + j) * Hkv + h) * D + d] =
+                  x[((b * Hkv + h) * capacity + j) * D + d];
+              }
+            }
+          }
+        }
+        return out;
+      };
+      const append = async (x: Float32Array) => {
+        const cache = r.zeros((B * Hkv * capacity * D) / 2);
+        await kvAppendF16(r, {
+          src: r.tensor(toSrc(x)),
+          cache,
+          batch: B,
+          tokens: capacity,
+          heads: Hkv,
+          headDim: D,
+          past: 0,
+          capacity,
+        });
+        return cache;
+      };
+      kt = await append(k);
+      vt = await append(v);
+      k = half(k);
+      v = half(v);
+    }
     const scale = Math.fround(1 / Math.sqrt(D));
     const out = r.zeros(B * T * Hq * D);
     const n = flashScratchLengths(c.splits, B, Hq, T, D);
     await flashAttention(r, {
       q: r.tensor(q),
-      k: r.tensor(k),
-      v: r.tensor(v),
+      k: kt,
+      v: vt,
+      kvF16: c.f16,
       out,
       batch: B,
       heads: Hq,
@@ -234,4 +308,46 @@ CASES.forEach((c, idx) => {
     const want = flashRef(c, q, k, v, scale);
     assertClose(await r.read(out), want, TOL * maxAbs(v), `flash attention (${rng.tag})`);
   });
+});
+
+gpuTest("webgpu kv_append_f16 into an f16 cache at past 3 (bthd and bhtd sources)", async (r) => {
+  const rng = new Rng(1150);
+  const [B, T, H, D, P, cap] = [2, 3, 2, 6, 3, 8];
+  for (const layout of ["bthd", "bhtd"] as const) {
+    const src = rng.uniform(B * T * H * D, -4, 4);
+    const initHalves = fromFloat32(rng.uniform(B * H * cap * D), "F16");
+    const cache = r.tensor(bytesToWords(initHalves));
+    await kvAppendF16(r, {
+      src: r.tensor(src),
+      cache,
+      batch: B,
+      tokens: T,
+      heads: H,
+      headDim: D,
+      past: P,
+      capacity: cap,
+      layout,
+    });
+    const words = await r.readU32(cache);
+    const got = toFloat32(new Uint8Array(words.buffer, 0, 2 * B * H * cap * D), "F16");
+    const want = toFloat32(initHalves, "F16");
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        for (let h = 0; h < H; h++) {
+          for (let d = 0; d < D; d++) {
+            want[((b * H + h) * cap + P + t) * D + d] =
+              src[headIndex(layout, { T, H, D }, b, t, h, d)];
+          }
+        }
+      }
+    }
+    // Untouched positions exact; written ones rounded to f16 (either way: one f16 ulp).
+    for (let i = 0; i < want.length; i++) {
+      if (!(Math.abs(got[i] - want[i]) <= Math.abs(want[i]) * 2 ** -10)) {
+        assert.fail(
+          `kv_append_f16 ${layout}: element ${i} is ${got[i]}, want ${want[i]} (${rng.tag})`,
+        );
+      }
+    }
+  }
 });
