@@ -45,8 +45,13 @@ export function samplePlan(r: GpuRunner): SamplePlan {
 }
 
 /** Elements of the scratch buffer `sampleTokens` needs for `rows` rows of `vocab` logits. */
-export function sampleScratchLength(r: GpuRunner, rows: number, vocab: number): number {
-  return rows * Math.ceil(vocab / samplePlan(r).chunk) * 6;
+export function sampleScratchLength(
+  r: GpuRunner,
+  rows: number,
+  vocab: number,
+  plan = samplePlan(r),
+): number {
+  return rows * Math.ceil(vocab / plan.chunk) * 6;
 }
 
 /** Arguments of `sampleTokens`. */
@@ -67,6 +72,8 @@ export interface SampleArgs {
   readonly uniforms?: GpuTensor;
   /** Optional u32 [rows, ceil(vocab / 32)] bitmask: bit (id % 32) of word id / 32 set = allowed. */
   readonly mask?: GpuTensor;
+  /** Size override (wg and cap powers of two, chunk a multiple of wg), for tests and tuning. */
+  readonly plan?: SamplePlan;
 }
 
 function need(t: GpuTensor, n: number, what: string): void {
@@ -80,7 +87,7 @@ export async function sampleTokens(r: GpuRunner, x: SampleArgs): Promise<void> {
     throw new RangeError(`sampleTokens rows must be in 1..65535, got ${rows}`);
   }
   if (!Number.isInteger(vocab) || vocab < 1) throw new RangeError("sampleTokens vocab");
-  const plan = samplePlan(r);
+  const plan = x.plan ?? samplePlan(r);
   const nchunks = Math.ceil(vocab / plan.chunk);
   const words = Math.ceil(vocab / 32);
   need(x.logits, rows * vocab, "sampleTokens logits");

@@ -3,6 +3,7 @@ import { pickToken, type SamplingOptions, samplingProbs } from "../../lib/genera
 import {
   decodeSamples,
   SAMPLE_OVERFLOW,
+  type SamplePlan,
   samplePlan,
   sampleScratchLength,
   sampleTokens,
@@ -22,10 +23,31 @@ interface Case {
   ties?: boolean;
   /** The kernel is expected to hand this case back to the CPU (flag SAMPLE_OVERFLOW). */
   overflow?: boolean;
+  /** Kernel sizes other than this adapter's default. */
+  plan?: SamplePlan;
 }
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 const CASES: Case[] = [
+  {
+    name: "top-k 100 + top-p 0.95 with more candidates than threads (32 threads, cap 128)",
+    rows: 2,
+    vocab: 3333,
+    spread: 30,
+    sampling: { temperature: 1.1, topK: 100, topP: 0.95 },
+    allow: 0.7,
+    ties: true,
+    plan: { wg: 32, chunk: 96, cap: 128 },
+  },
+  {
+    name: "temperature only, 32 threads, chunks of 96",
+    rows: 2,
+    vocab: 1001,
+    spread: 3,
+    sampling: { temperature: 0.9, topK: 0, topP: 1 },
+    allow: 0.5,
+    plan: { wg: 32, chunk: 96, cap: 128 },
+  },
   { name: "greedy, 1 id", rows: 1, vocab: 1, spread: 1, sampling: GREEDY, allow: 1 },
   {
     name: "greedy, 37 ids, ties",
@@ -150,7 +172,8 @@ CASES.forEach((c, idx) => {
       rows,
       vocab,
       out,
-      scratch: r.zeros(sampleScratchLength(r, rows, vocab)),
+      scratch: r.zeros(sampleScratchLength(r, rows, vocab, c.plan)),
+      plan: c.plan,
       sampling: c.sampling,
       uniforms: r.tensor(u),
       mask: c.allow < 1 ? r.tensor(mask) : undefined,
@@ -167,7 +190,7 @@ CASES.forEach((c, idx) => {
       const nucleus = c.sampling.temperature > 0 && c.sampling.topK === 0 && c.sampling.topP < 1
         ? samplingProbs(masked, c.sampling).filter((v) => v > 0).length
         : 0;
-      const cap = samplePlan(r).cap;
+      const cap = (c.plan ?? samplePlan(r)).cap;
       if (!c.overflow && Math.abs(nucleus - cap) <= 2) continue; // float32 may cut either way
       if (c.overflow || nucleus > cap) {
         assert.equal(got[row].flags, SAMPLE_OVERFLOW, `expected overflow, ${what}`);
