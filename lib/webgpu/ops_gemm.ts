@@ -14,7 +14,13 @@
 import type { FusedNorm } from "./ops_gemv.ts";
 import type { GpuRunner, GpuTensor } from "./runner.ts";
 import { ParamWriter } from "./runner.ts";
-import { isSoftwareAdapter, variantPipeline, workgroupSize, workgroupStorage } from "./variants.ts";
+import {
+  hasShaderF16,
+  isSoftwareAdapter,
+  variantPipeline,
+  workgroupSize,
+  workgroupStorage,
+} from "./variants.ts";
 import type { GpuWeight } from "./weights.ts";
 
 /** Elementwise activation applied after the bias. */
@@ -40,7 +46,16 @@ export interface GemmArgs {
   readonly activation?: GemmActivation;
   /** Tile override (threads tx × ty, K step tk; 4·tk >= tx), for tests and tuning. */
   readonly tile?: GemmTile;
+  /**
+   * Inner-loop arithmetic: "f32" (default, gemm.wgsl), "f16" (gemm_h.wgsl: f16 tiles and K-step
+   * sums, f32 accumulators; needs `hasShaderF16`), or "f16-logic" (gemm_h.wgsl compiled with f32
+   * in place of f16: its code path on any adapter, for tests).
+   */
+  readonly precision?: GemmPrecision;
 }
+
+/** Inner-loop arithmetic of `gemm`. */
+export type GemmPrecision = "f32" | "f16" | "f16-logic";
 
 /** Thread grid (tx × ty threads, a 4·ty × 4·tx tile of C) and K step of the GEMM. */
 export interface GemmTile {
@@ -109,7 +124,14 @@ export async function gemm(r: GpuRunner, x: GemmArgs): Promise<void> {
   const gx = Math.ceil(n / (4 * t.tx));
   const gy = Math.ceil(m / (4 * t.ty));
   if (gx > 65535 || gy > 65535) throw new RangeError(`gemm ${m}×${n} is too large`);
-  const pipeline = await variantPipeline(r, "gemm", {
+  const precision = x.precision ?? "f32";
+  if (precision === "f16" && !hasShaderF16(r)) {
+    throw new RangeError(
+      "gemm: f16 arithmetic needs the shader-f16 feature, which this device lacks",
+    );
+  }
+  const file = precision === "f32" ? "gemm" : "gemm_h";
+  const pipeline = await variantPipeline(r, file, {
     FMT: FMT[w.format],
     ZP: zp,
     BS: bs,
@@ -118,7 +140,7 @@ export async function gemm(r: GpuRunner, x: GemmArgs): Promise<void> {
     TX: t.tx,
     TY: t.ty,
     TK: t.tk,
-  });
+  }, precision === "f16-logic");
   const p = new ParamWriter().u32(m).u32(n).u32(k).u32(rowWords).u32(blocks).u32(zs)
     .u32(x.bias ? 1 : 0).u32(x.residual ? 1 : 0)
     .f32(x.norm?.eps ?? 1e-6).f32(x.norm?.gainAdd ?? 1).u32(0).u32(0);
@@ -133,5 +155,5 @@ export async function gemm(r: GpuRunner, x: GemmArgs): Promise<void> {
     x.norm?.gain ?? d,
     x.out,
   ];
-  r.record(pipeline, "gemm", buffers, p, [gx, gy, 1]);
+  r.record(pipeline, file, buffers, p, [gx, gy, 1]);
 }

@@ -34,6 +34,7 @@ export function variantPipeline(
   r: GpuRunner,
   file: string,
   constants: Overrides,
+  halfAsF32 = false,
 ): Promise<GPUComputePipeline> {
   let cache = pipelines.get(r.device);
   if (!cache) {
@@ -41,11 +42,13 @@ export function variantPipeline(
     pipelines.set(r.device, cache);
   }
   const keys = Object.keys(constants).sort();
-  const key = `${file}?${keys.map((k) => `${k}=${constants[k]}`).join("&")}`;
+  const key = `${file}${halfAsF32 ? "(f32)" : ""}?${
+    keys.map((k) => `${k}=${constants[k]}`).join("&")
+  }`;
   let p = cache.get(key);
   if (!p) {
     const c = cache;
-    p = compile(r.device, file, key, constants);
+    p = compile(r.device, file, key, constants, halfAsF32);
     p.catch(() => c.delete(key)); // a failed compile is retried, not cached
     cache.set(key, p);
   }
@@ -57,8 +60,9 @@ async function compile(
   file: string,
   label: string,
   constants: Overrides,
+  halfAsF32: boolean,
 ): Promise<GPUComputePipeline> {
-  const code = await source(file);
+  const code = halfAsF32 ? halfToF32(await source(file)) : await source(file);
   device.pushErrorScope("validation");
   const module = device.createShaderModule({ label, code });
   const pipeline = device.createComputePipeline({
@@ -69,6 +73,22 @@ async function compile(
   const err = await device.popErrorScope();
   if (err) throw new Error(`kernels/${file}.wgsl (${label}): ${err.message}`);
   return pipeline;
+}
+
+/**
+ * A half-precision kernel's source with f32 in place of f16: its header `enable f16;` and
+ * `alias h = f16;` / `alias h4 = vec4<f16>;` lines are rewritten (the kernels use only the
+ * aliases), so its logic can run where the adapter lacks shader-f16.
+ */
+export function halfToF32(code: string): string {
+  const head = "enable f16;\nalias h = f16;\nalias h4 = vec4<f16>;\n";
+  if (!code.startsWith(head)) throw new Error("halfToF32: not a half-precision kernel header");
+  return "alias h = f32;\nalias h4 = vec4<f32>;\n" + code.slice(head.length);
+}
+
+/** Whether the device was opened with the shader-f16 feature (f16 arithmetic in WGSL). */
+export function hasShaderF16(r: GpuRunner): boolean {
+  return r.device.features.has("shader-f16");
 }
 
 /** The largest power of two <= `v` (at least 1). */

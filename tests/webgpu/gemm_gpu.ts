@@ -5,7 +5,12 @@ import {
   quantizeRows,
   type QuantScheme,
 } from "../../lib/convert/quantize.ts";
-import { gemm, type GemmActivation, type GemmTile } from "../../lib/webgpu/ops_gemm.ts";
+import {
+  gemm,
+  type GemmActivation,
+  type GemmPrecision,
+  type GemmTile,
+} from "../../lib/webgpu/ops_gemm.ts";
 import type { GpuRunner } from "../../lib/webgpu/runner.ts";
 import {
   f16Weight,
@@ -16,6 +21,11 @@ import {
 } from "../../lib/webgpu/weights.ts";
 import { geluTanh, matmulRef, rmsnormRef } from "./cpu_reference.ts";
 import { assertCloseEach, gpuTest, Rng } from "./gpu_test_util.ts";
+import { findGpuAdapter } from "../../lib/webgpu/device.ts";
+
+const adapter = await findGpuAdapter();
+const SHADER_F16 = adapter?.features.has("shader-f16") ?? false;
+const ADAPTER = adapter?.info.description || adapter?.info.vendor || "no adapter";
 
 /**
  * Tolerance per output: |err| <= 1e-5 · (Σ_k |a_k w_k| + |bias| + |residual|) + 1e-6 (f32
@@ -36,6 +46,7 @@ interface Case {
   norm?: boolean;
   act?: GemmActivation;
   tile?: GemmTile;
+  precision?: GemmPrecision;
 }
 
 const CASES: Case[] = [
@@ -53,7 +64,30 @@ const CASES: Case[] = [
   // Other tile shapes than llvmpipe's default 8×8×8 (the GPU default is 16×16×16).
   { fmt: "f32", m: 70, n: 130, k: 77, norm: true, bias: true, tile: { tx: 16, ty: 8, tk: 8 } },
   { fmt: "q8", m: 100, n: 40, k: 64, bs: 32, act: "gelu_tanh", tile: { tx: 8, ty: 16, tk: 4 } },
+  // gemm_h.wgsl's code path with f32 in place of f16 (any adapter) ...
+  { fmt: "f32", m: 37, n: 70, k: 45, bias: true, res: true, precision: "f16-logic" },
+  {
+    fmt: "q4",
+    m: 40,
+    n: 33,
+    k: 64,
+    bs: 32,
+    asym: true,
+    zl: "nibbles",
+    norm: true,
+    act: "gelu_tanh",
+    precision: "f16-logic",
+  },
+  // ... and with f16 arithmetic, where the adapter has shader-f16.
+  { fmt: "f16", m: 70, n: 65, k: 130, bias: true, res: true, precision: "f16" },
+  { fmt: "q8", m: 33, n: 40, k: 96, bs: 32, norm: true, act: "gelu_tanh", precision: "f16" },
 ];
+
+/**
+ * Tolerance of f16 arithmetic: 4e-3 · Σ|a·w| (f16 inputs and TK-term f16 sums, about 2^-11
+ * relative per rounding, summed in f32).
+ */
+const F16_TOL = 4e-3;
 
 function upload(r: GpuRunner, c: Case, w: Float32Array): { gw: GpuWeight; values: Float32Array } {
   if (c.fmt === "f32") return { gw: f32Weight(r, w, c.n, c.k), values: w };
@@ -81,8 +115,18 @@ CASES.forEach((c, idx) => {
     c.norm ? "norm" : "",
     c.act ?? "",
     c.tile ? `tile ${c.tile.tx}×${c.tile.ty}×${c.tile.tk}` : "",
+    c.precision ? `${c.precision} arithmetic` : "",
   ].filter(Boolean).join(" ");
-  gpuTest(`webgpu gemm ${c.fmt} ${c.m}×${c.n}×${c.k} ${opts}`, async (r) => {
+  const name = `webgpu gemm ${c.fmt} ${c.m}×${c.n}×${c.k} ${opts}`;
+  if (c.precision === "f16" && !SHADER_F16) {
+    Deno.test({
+      name: `${name} (skipped: the adapter has no shader-f16, ${ADAPTER})`,
+      ignore: true,
+      fn: () => {},
+    });
+    return;
+  }
+  gpuTest(name, async (r) => {
     const rng = new Rng(1200 + idx);
     const w = rng.uniform(c.n * c.k);
     const a = rng.uniform(c.m * c.k, -2, 2);
@@ -101,6 +145,7 @@ CASES.forEach((c, idx) => {
       norm: gain ? { gain: r.tensor(gain), eps: 1e-6 } : undefined,
       activation: c.act,
       tile: c.tile,
+      precision: c.precision,
     });
     const ain = gain ? rmsnormRef(a, gain, c.m, c.k, 1e-6) : a;
     const want = matmulRef(ain, values, bias, c.m, c.n, c.k);
@@ -119,7 +164,8 @@ CASES.forEach((c, idx) => {
         mag[i] += Math.abs(res[i]);
       }
     }
-    const tol = Float64Array.from(mag, (v) => REL_TOL * v + 1e-6);
+    const rel = c.precision === "f16" ? F16_TOL : REL_TOL;
+    const tol = Float64Array.from(mag, (v) => rel * v + 1e-6);
     assertCloseEach(await r.read(out), want, tol, `gemm ${c.fmt} (${rng.tag})`);
   });
 });
