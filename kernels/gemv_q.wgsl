@@ -12,6 +12,9 @@
 //   1 S (read, f32) · 2 Z (read, u32 bytes) · 3 X (read, vec4<f32>, [M, K], K % 4 == 0) ·
 //   4 bias (read, [N]) · 5 R (read, [M, N]) · 6 G (read, [K]) · 7 Y (read_write, [M, N]) ·
 //   8 params (uniform). Unused inputs take any 1-element buffer.
+// GLU 1 (a fused gate|up weight of 2·I rows, N = 2·I): Y[m, o] = gelu_tanh(g) · u (+ R[m, o])
+//   for o < I, with g, u the (biased) outputs of rows o and I + o; Y and R are [M, I]. The two
+//   rows share a workgroup (slots s and s + rows / 2), so the gate and up never reach memory.
 // Workgroup: WG threads = WG / TPR output rows × TPR threads; each thread walks 16-byte units
 //   u = t, t + TPR, ... of its row (coalesced across threads), keeps MR = 4 activation rows'
 //   partial sums in one vec4, and a workgroup-memory tree reduction (no subgroups) ends it.
@@ -23,6 +26,7 @@ override BS: u32 = 32u;
 override WG: u32 = 256u;
 override TPR: u32 = 32u;
 override NORM: u32 = 0u;
+override GLU: u32 = 0u;
 const MR = 4u;
 
 struct Params {
@@ -126,6 +130,11 @@ fn unit_sum(n: u32, u: u32) -> vec4<f32> {
   return s;
 }
 
+fn gelu_tanh(x: f32) -> f32 {
+  let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+  return 0.5 * x * (1.0 + tanh(clamp(u, -15.0, 15.0)));
+}
+
 @compute @workgroup_size(WG, 1, 1)
 fn main(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -133,8 +142,18 @@ fn main(
   @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
   let rows = WG / TPR;
-  let n = (wg.x + wg.y * nwg.x) * rows + lid.x / TPR;
+  let slot = lid.x / TPR;
   let t = lid.x % TPR;
+  var n = (wg.x + wg.y * nwg.x) * rows + slot;
+  let half_rows = rows / 2u;
+  let I = p.N / 2u;
+  let o = (wg.x + wg.y * nwg.x) * half_rows + slot % half_rows; // GLU output column
+  if (GLU != 0u) {
+    n = select(o, o + I, slot >= half_rows);
+    if (o >= I) {
+      n = p.N; // past the end: no row
+    }
+  }
   m0 = wg.z * MR;
   if (NORM != 0u) {
     // Sum of squares of each activation row, shared by every output row of the group.
@@ -173,6 +192,33 @@ fn main(
       red[lid.x] += red[lid.x + off];
     }
     workgroupBarrier();
+  }
+  if (GLU != 0u) {
+    if (t == 0u && slot < half_rows && o < I) {
+      var g = red[lid.x];
+      var u = red[lid.x + half_rows * TPR];
+      if (NORM != 0u) {
+        g *= inv_rms;
+        u *= inv_rms;
+      }
+      for (var j = 0u; j < MR; j++) {
+        let m = m0 + j;
+        if (m < p.M) {
+          var gj = g[j];
+          var uj = u[j];
+          if (p.has_bias != 0u) {
+            gj += bias[o];
+            uj += bias[o + I];
+          }
+          var y = gelu_tanh(gj) * uj;
+          if (p.has_res != 0u) {
+            y += R[m * I + o];
+          }
+          Y[m * I + o] = y;
+        }
+      }
+    }
+    return;
   }
   if (t == 0u && n < p.N) {
     var v = red[lid.x];

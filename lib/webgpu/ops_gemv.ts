@@ -6,7 +6,7 @@
  * Workgroup size: 256 threads, or the largest power of two the adapter's
  * maxComputeInvocationsPerWorkgroup / maxComputeWorkgroupSizeX allow. Threads per output row
  * (TPR): 32, fewer for short rows (at most half the row's 16-byte units, at least 4), so
- * WG / TPR output rows share a workgroup. Workgroup memory: 16 · WG + 16 bytes.
+ * WG / TPR output rows share a workgroup (at least 2: a gate row and its up row with `glu`). Workgroup memory: 16 · WG + 16 bytes.
  * @module
  */
 
@@ -40,6 +40,11 @@ export interface GemvArgs {
   readonly residual?: GpuTensor;
   /** Optional RMSNorm applied to x on the fly. */
   readonly norm?: FusedNorm;
+  /**
+   * Gated MLP epilogue: w is a fused gate|up weight of 2·I rows (bias likewise [2·I]); out and
+   * residual are [m, I] with out = gelu_tanh(gate) · up (+ residual).
+   */
+  readonly glu?: boolean;
 }
 
 const FMT = { f32: 0, f16: 1, q8: 2, q4: 3 } as const;
@@ -83,13 +88,15 @@ export async function gemv(r: GpuRunner, x: GemvArgs): Promise<void> {
   if (!Number.isInteger(m) || m < 1) throw new RangeError("gemv m must be a positive integer");
   if (m > 4 * 65535) throw new RangeError(`gemv takes at most ${4 * 65535} rows, got ${m}`);
   need(x.x, m * w.k, "gemv x");
-  need(x.out, m * w.n, "gemv out");
+  if (x.glu && w.n % 2 !== 0) throw new RangeError(`gemv glu: odd row count ${w.n}`);
+  const outCols = x.glu ? w.n / 2 : w.n;
+  need(x.out, m * outCols, "gemv out");
   if (x.bias) need(x.bias, w.n, "gemv bias");
-  if (x.residual) need(x.residual, m * w.n, "gemv residual");
+  if (x.residual) need(x.residual, m * outCols, "gemv residual");
   if (x.norm) need(x.norm.gain, w.k, "gemv norm gain");
   const units = rowWords / 4;
   const wg = workgroupSize(r, 256);
-  const tpr = Math.max(1, Math.min(32, wg, floorPow2(Math.max(4, units / 2))));
+  const tpr = Math.max(1, Math.min(32, wg / 2, floorPow2(Math.max(4, units / 2))));
   const quant = w.format === "q8" || w.format === "q4";
   const bs = quant ? w.blockSize ?? 32 : 32;
   const blocks = quant ? Math.ceil(w.k / bs) : 0;
@@ -104,6 +111,7 @@ export async function gemv(r: GpuRunner, x: GemvArgs): Promise<void> {
     WG: wg,
     TPR: tpr,
     NORM: x.norm ? 1 : 0,
+    GLU: x.glu ? 1 : 0,
   });
   const p = new ParamWriter().u32(m).u32(w.n).u32(w.k / 4).u32(units).u32(blocks).u32(zs)
     .u32(x.bias ? 1 : 0).u32(x.residual ? 1 : 0)
@@ -119,5 +127,6 @@ export async function gemv(r: GpuRunner, x: GemvArgs): Promise<void> {
     x.norm?.gain ?? d,
     x.out,
   ];
-  r.record(pipeline, "gemv_q", buffers, p, grid(Math.ceil(w.n / (wg / tpr)), Math.ceil(m / 4)));
+  const perGroup = x.glu ? wg / tpr / 2 : wg / tpr;
+  r.record(pipeline, "gemv_q", buffers, p, grid(Math.ceil(outCols / perGroup), Math.ceil(m / 4)));
 }

@@ -14,7 +14,7 @@ import {
   quantWeight,
   type ZeroLayout,
 } from "../../lib/webgpu/weights.ts";
-import { matmulRef, rmsnormRef } from "./cpu_reference.ts";
+import { geluTanh, matmulRef, rmsnormRef } from "./cpu_reference.ts";
 import { assertCloseEach, gpuTest, Rng } from "./gpu_test_util.ts";
 
 /**
@@ -34,6 +34,7 @@ interface Case {
   bias?: boolean;
   res?: boolean;
   norm?: boolean;
+  glu?: boolean;
 }
 
 const CASES: Case[] = [
@@ -50,6 +51,9 @@ const CASES: Case[] = [
   { fmt: "q4", n: 9, k: 40, m: 1, bs: 32, asym: true, zl: "nibbles" },
   { fmt: "q4", n: 17, k: 96, m: 3, bs: 16, asym: true, zl: "bytes", bias: true },
   { fmt: "q4", n: 130, k: 544, m: 4, bs: 32, asym: false, norm: true, res: true },
+  { fmt: "f32", n: 2 * 37, k: 132, m: 3, glu: true, bias: true },
+  { fmt: "q8", n: 2 * 61, k: 96, m: 5, bs: 16, glu: true, norm: true, res: true },
+  { fmt: "q4", n: 2 * 300, k: 64, m: 1, bs: 32, asym: true, zl: "nibbles", glu: true },
 ];
 
 function upload(
@@ -80,17 +84,20 @@ CASES.forEach((c, idx) => {
     c.bias ? "+bias" : "",
     c.res ? "+res" : "",
     c.norm ? "norm" : "",
+    c.glu ? "glu" : "",
   ].filter(Boolean).join(" ");
   gpuTest(`webgpu gemv ${c.fmt} ${c.m}×${c.n}×${c.k} ${opts}`, async (r) => {
     const rng = new Rng(1000 + idx);
     const w = rng.uniform(c.n * c.k);
     const x = rng.uniform(c.m * c.k, -2, 2);
     const bias = c.bias ? rng.uniform(c.n) : null;
-    const res = c.res ? rng.uniform(c.m * c.n) : null;
+    const outCols = c.glu ? c.n / 2 : c.n;
+    const res = c.res ? rng.uniform(c.m * outCols) : null;
     const gain = c.norm ? rng.uniform(c.k, -0.5, 0.5) : null;
     const { gw, values } = upload(r, c, w);
-    const out = r.zeros(c.m * c.n);
+    const out = r.zeros(c.m * outCols);
     await gemv(r, {
+      glu: c.glu,
       w: gw,
       x: r.tensor(x),
       out,
@@ -104,8 +111,25 @@ CASES.forEach((c, idx) => {
     const absx = Float64Array.from(xin, Math.abs);
     const absw = Float64Array.from(values, Math.abs);
     const mag = matmulRef(absx, absw, null, c.m, c.n, c.k);
-    if (res) { for (let i = 0; i < want.length; i++) want[i] += res[i]; }
-    const tol = Float64Array.from(mag, (v) => REL_TOL * v + 1e-6);
-    assertCloseEach(await r.read(out), want, tol, `gemv ${c.fmt} (${rng.tag})`);
+    let expect = want;
+    let tol = Float64Array.from(mag, (v) => REL_TOL * v + 1e-6);
+    if (c.glu) {
+      // gelu_tanh(gate) · up: each factor's error scaled by the other's magnitude.
+      const I = outCols;
+      expect = new Float64Array(c.m * I);
+      const bound = new Float64Array(c.m * I);
+      for (let row = 0; row < c.m; row++) {
+        for (let o = 0; o < I; o++) {
+          const g = want[row * c.n + o];
+          const u = want[row * c.n + I + o];
+          expect[row * I + o] = geluTanh(g) * u;
+          bound[row * I + o] = 1.2 * tol[row * c.n + o] * Math.abs(u) +
+            (Math.abs(geluTanh(g)) + 1e-3) * tol[row * c.n + I + o] + 1e-6;
+        }
+      }
+      tol = bound;
+    }
+    if (res) { for (let i = 0; i < expect.length; i++) expect[i] += res[i]; }
+    assertCloseEach(await r.read(out), expect, tol, `gemv ${c.fmt} (${rng.tag})`);
   });
 });
