@@ -100,11 +100,12 @@ export function flashScratchLengths(
 
 /**
  * A split count for `keys` keys when only `workgroups` workgroups would run otherwise: enough
- * splits of at least 256 keys to reach ~`target` workgroups (1 when no split pays).
+ * splits of at least 128 keys to reach ~`target` workgroups, at most 64 (1 when no split pays).
+ * A heuristic still to be tuned on a GPU (none was available when it was written).
  */
 export function flashSplits(keys: number, workgroups: number, target = 128): number {
-  if (workgroups >= target || keys < 512) return 1;
-  return Math.max(1, Math.min(Math.floor(keys / 256), Math.ceil(target / workgroups), 64));
+  if (workgroups >= target || keys < 256) return 1;
+  return Math.max(1, Math.min(Math.floor(keys / 128), Math.ceil(target / workgroups), 64));
 }
 
 /**
