@@ -36,7 +36,9 @@ export async function requestGpuDevice(adapter?: GPUAdapter | null): Promise<GPU
   const requiredLimits: Record<string, number> = {};
   for (const k of want) requiredLimits[k] = a.limits[k];
   try {
-    return await a.requestDevice({ requiredLimits });
+    // f16 arithmetic in WGSL (kernels/gemm_h.wgsl) where the adapter offers it.
+    const requiredFeatures: GPUFeatureName[] = a.features.has("shader-f16") ? ["shader-f16"] : [];
+    return await a.requestDevice({ requiredLimits, requiredFeatures });
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new InputError(`WebGPU: the adapter refused a device: ${why}`);

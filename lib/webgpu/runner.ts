@@ -234,7 +234,21 @@ export class GpuRunner {
     params: ParamWriter,
     groups: Workgroups,
   ): Promise<void> {
-    const pipeline = await this.pipeline(name);
+    this.record(await this.pipeline(name), name, buffers, params, groups);
+  }
+
+  /**
+   * Records one dispatch of an already compiled `pipeline` (a kernel variant compiled outside the
+   * name cache, e.g. with override constants) with storage `buffers` at bindings 0.., then the
+   * uniform.
+   */
+  record(
+    pipeline: GPUComputePipeline,
+    label: string,
+    buffers: readonly GpuTensor[],
+    params: ParamWriter,
+    groups: Workgroups,
+  ): void {
     const bytes = params.bytes();
     const { chunk, offset } = this.#slot(bytes.byteLength);
     const uniform = this.#arena[chunk];
@@ -256,7 +270,7 @@ export class GpuRunner {
       this.#bindGroups.set(key, bindGroup);
     }
     this.#encoder ??= this.device.createCommandEncoder();
-    const pass = this.#encoder.beginComputePass({ label: name });
+    const pass = this.#encoder.beginComputePass({ label });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);

@@ -115,3 +115,22 @@ export function assertExactF32(got: Float32Array, want: ArrayLike<number>, what:
     }
   }
 }
+
+/** Asserts |got[i] - want[i]| <= tol[i] for every i (per-element bounds). */
+export function assertCloseEach(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  tol: ArrayLike<number>,
+  what: string,
+): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    const e = Math.abs(got[i] - want[i]);
+    if (!(e <= tol[i])) {
+      assert.fail(
+        `${what}: element ${i} is ${got[i]}, want ${want[i]} (err ${e.toExponential(2)} > ` +
+          `tol ${Number(tol[i]).toExponential(2)})`,
+      );
+    }
+  }
+}
