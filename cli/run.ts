@@ -1,13 +1,15 @@
 import { type Command, didYouMean } from "./command.ts";
 import { ExitCode, UsageError } from "../lib/errors.ts";
 import { argsFromFile, rerunIfLong } from "./reexec.ts";
+import { rerunForNet } from "./net_access.ts";
 import { EXIT_STDOUT_CLOSED, StdoutClosed, writeOut } from "./stdout.ts";
 import { versionLine } from "./version.ts";
 import { errorLine } from "./wording.ts";
 
 /**
  * Dispatches `args` to a command, prints user errors as one line on stderr and exits. A long
- * command line is first moved into a file and run by a child (see cli/reexec.ts).
+ * command line is first moved into a file and run by a child (see cli/reexec.ts), as is a command
+ * that needs network access to one address (cli/net_access.ts).
  */
 export async function runMain(
   args: string[],
@@ -18,6 +20,7 @@ export async function runMain(
   try {
     const handed = argsFromFile();
     code = handed === undefined ? (await rerunIfLong(args)) ?? -1 : -1;
+    if (code < 0) code = (await rerunForNet(handed ?? args)) ?? -1;
     if (code < 0) code = await dispatch(handed ?? args, list, usage);
   } catch (err) {
     code = report(err);
