@@ -18,12 +18,13 @@ import { UsageError } from "../lib/errors.ts";
 import type { JobResult } from "../lib/generate/pipeline.ts";
 import { preprocessImage } from "../lib/image/preprocess.ts";
 import { answerPrefix, captionPrefix, detectPrefix, segmentPrefix } from "../lib/prompt/tasks.ts";
-import { Fields, type Json } from "../lib/serve/protocol.ts";
+import { Fields, type GenerateResult, type Json } from "../lib/serve/protocol.ts";
 import type { RecordJson } from "./checks.ts";
 import { type FlagSpec, type FlagValues, parseFlags, stringFlag, stringsFlag } from "./command.ts";
 import { MODEL_FLAG_SPEC, numberFlag, parseModelArgs } from "./model_args.ts";
 import { textRecord } from "./model_output.ts";
-import { errorResponse, findModel, json, type ServerState, withModel } from "./serve_http.ts";
+import { errorResponse, findModel, type Served, type ServerState, streamed } from "./serve_http.ts";
+import type { ServedModel } from "../lib/serve/model_slot.ts";
 import { errorLine } from "./wording.ts";
 
 /** Model flags a request may give (the rest are the server's own choice). */
@@ -71,7 +72,6 @@ export async function runImageRequest(
   state: ServerState,
   command: string,
   body: Json,
-  signal: AbortSignal,
 ): Promise<Response> {
   const f = new Fields(body);
   const name = f.optString("name") ?? "image";
@@ -95,7 +95,16 @@ export async function runImageRequest(
   const image = Buffer.from(f.string("image"), "base64");
   const served = findModel(state, args.model, args.dtype);
   const started = performance.now();
-  return await withModel(served, async (model) => {
+  let model: ServedModel;
+  try {
+    model = await served.slot.acquire();
+  } catch (err) {
+    const line = errorLine(err);
+    const error = { kind: "model_failed", message: line.message, exit_code: line.exitCode };
+    return errorResponse(error, 500, name);
+  }
+  let handedOff = false;
+  try {
     const dir = await Deno.makeTempDir({ prefix: "pg-serve-" });
     const file = join(dir, `image${extname(name).slice(0, 8)}`);
     let img;
@@ -113,60 +122,86 @@ export async function runImageRequest(
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
     const preprocess = performance.now() - t;
-    const reply = await served.batcher.submit({
-      prompt,
-      index: 0,
-      pixels: img.pixelValues,
-      maxTokens: args.maxTokens,
-      sampling: args.sampling,
-      seed: args.seed,
-      withProbs: detect !== undefined,
-      grammar: detect !== undefined && values.constrained === true ? detect : undefined,
-      signal,
+    const pixels = img.pixelValues;
+    const { width, height } = img;
+    handedOff = true;
+    return streamed(async (gone) => {
+      try {
+        const reply = await served.batcher.submit({
+          prompt,
+          index: 0,
+          pixels,
+          maxTokens: args.maxTokens,
+          sampling: args.sampling,
+          seed: args.seed,
+          withProbs: detect !== undefined,
+          grammar: detect !== undefined && values.constrained === true ? detect : undefined,
+          signal: gone,
+        });
+        if ("error" in reply) return { image: name, error: reply.error };
+        const r = reply.result;
+        if (detect === undefined) {
+          const result: JobResult = {
+            index: 0,
+            job: { image: name, prompt },
+            text: r.text,
+            tokens: r.tokens,
+            probs: r.probs,
+            stop: r.stop,
+            width,
+            height,
+            timings: { preprocess, ...r.timings },
+          };
+          return textRecord(result, model.loadMs, performance.now() - started);
+        }
+        return await detectionRecord(served, model, values, detect.mode, name, r, width, height);
+      } finally {
+        served.slot.release();
+      }
+    }, state.log);
+  } finally {
+    if (!handedOff) served.slot.release();
+  }
+}
+
+/** The detect/segment record of one result, as `pg detect --json` prints it. */
+async function detectionRecord(
+  served: Served,
+  model: ServedModel,
+  values: FlagValues,
+  mode: AnswerMode,
+  name: string,
+  r: GenerateResult,
+  width: number,
+  height: number,
+): Promise<RecordJson> {
+  const convention = parseConvention(stringFlag(values, "convention"));
+  let located;
+  try {
+    located = await locateObjects(r.text, {
+      mode,
+      convention,
+      width,
+      height,
+      tokenProbs: literalProbs(r.text, r.tokens, r.probs, model.tokenizer),
+      decoder: mode === "segment" ? await served.slot.maskDecoder(model) : undefined,
     });
-    if ("error" in reply) return errorResponse(reply.error, undefined, name);
-    const r = reply.result;
-    const result: JobResult = {
-      index: 0,
-      job: { image: name, prompt },
-      text: r.text,
-      tokens: r.tokens,
-      probs: r.probs,
-      stop: r.stop,
-      width: img.width,
-      height: img.height,
-      timings: { preprocess, ...r.timings },
-    };
-    if (detect === undefined) {
-      return json(textRecord(result, model.loadMs, performance.now() - started));
-    }
-    let located;
-    try {
-      located = await locateObjects(r.text, {
-        mode: detect.mode,
-        convention: parseConvention(stringFlag(values, "convention")),
-        width: img.width,
-        height: img.height,
-        tokenProbs: literalProbs(r.text, r.tokens, r.probs, model.tokenizer),
-        decoder: detect.mode === "segment" ? await served.slot.maskDecoder(model) : undefined,
-      });
-    } catch (err) {
-      const kind = detect.mode === "segment" ? "mask_failed" : "locate_failed";
-      const line = errorLine(err);
-      return errorResponse({ kind, message: line.message, exit_code: line.exitCode }, 422, name);
-    }
-    const minScore = numberFlag(values, "min-score", 0, 0, 1);
-    const report: ImageReport = {
-      image: name,
-      width: img.width,
-      height: img.height,
-      convention: parseConvention(stringFlag(values, "convention")),
-      objects: located.objects.filter((o) => minScore <= 0 || (o.score ?? -1) >= minScore),
-      skipped: located.skipped,
-      text: r.text,
-    };
-    return json(reportJson(report) as RecordJson);
-  });
+  } catch (err) {
+    const kind = mode === "segment" ? "mask_failed" : "locate_failed";
+    const line = errorLine(err);
+    return { image: name, error: { kind, message: line.message } };
+  }
+  const minScore = numberFlag(values, "min-score", 0, 0, 1);
+  const report: ImageReport = {
+    image: name,
+    width,
+    height,
+    convention,
+    objects: located.objects.filter((o) => minScore <= 0 || (o.score ?? -1) >= minScore),
+    skipped: located.skipped,
+    text: r.text,
+  };
+  return reportJson(report) as RecordJson;
 }
 
 /** The prompt of a request (and the labels of detect/segment), from its flags. */

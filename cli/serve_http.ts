@@ -5,6 +5,9 @@
  * - `GET  /v1/health`: the served models and batching counters.
  * - `POST /v1/caption`, `/v1/answer`, `/v1/detect`, `/v1/segment`: one image (base64 file bytes)
  *   and the command's options; the reply is the NDJSON record `pg <command> --json` prints.
+ *
+ * A request refused before it runs gets a 4xx status and `{"error": …}`; one that runs gets 200
+ * and its record, possibly an error record, after leading spaces (see `streamed`).
  * - `POST /v1/session`, `/v1/generate`, `/v1/masks`: the model step, for `--server` clients.
  * @module
  */
@@ -75,6 +78,59 @@ export function json(body: unknown, status = 200): Response {
 export function errorResponse(error: ErrorBody, status?: number, image?: string): Response {
   const body = image === undefined ? { error } : { image, error };
   return json(body, status ?? STATUS[error.kind] ?? 500);
+}
+
+/** Milliseconds between the spaces a streamed reply sends while its request waits or runs. */
+export const HEARTBEAT_MS = 200;
+
+/**
+ * A reply sent while `run` works: status 200 at once, then a space every HEARTBEAT_MS, then the
+ * JSON `run` resolves to (or `{"error": …}`) on one line. The spaces are what lets the server
+ * notice a client that went away (Deno does not report a closed connection whose request body was
+ * large until something is written to it): the next one fails, and `run`'s signal aborts, which
+ * drops the request from the queue or ends its row. JSON parsers skip the leading spaces.
+ */
+export function streamed(
+  run: (gone: AbortSignal) => Promise<unknown>,
+  log: (line: string) => void,
+): Response {
+  const gone = new AbortController();
+  const enc = new TextEncoder();
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const body = new ReadableStream<Uint8Array>({
+    start(ctl) {
+      timer = setInterval(() => {
+        try {
+          ctl.enqueue(enc.encode(" "));
+        } catch {
+          gone.abort();
+        }
+      }, HEARTBEAT_MS);
+      run(gone.signal).then(
+        (value) => JSON.stringify(value),
+        (err) => {
+          if (err instanceof HttpFailure) return JSON.stringify({ error: err.body });
+          const line = errorLine(err);
+          if (!line.expected) log(`a request failed: ${line.message}`);
+          return JSON.stringify({ error: { kind: "server_error", message: line.message } });
+        },
+      ).then((text) => {
+        clearInterval(timer);
+        if (gone.signal.aborted) return;
+        try {
+          ctl.enqueue(enc.encode(text + "\n"));
+          ctl.close();
+        } catch {
+          gone.abort();
+        }
+      });
+    },
+    cancel() {
+      clearInterval(timer);
+      gone.abort();
+    },
+  });
+  return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
 }
 
 /** Reads the body, refusing more than `limit` bytes without reading further. */
@@ -239,7 +295,7 @@ async function route(state: ServerState, req: Request, path: string): Promise<Re
   }
   if (req.method !== "POST") throw methodNotAllowed(req.method, path);
   const body = parseJson(await readBody(req, state.maxBody));
-  if (command !== undefined) return await runImageRequest(state, command, body, req.signal);
+  if (command !== undefined) return await runImageRequest(state, command, body);
   if (path === "/v1/session") {
     const r = readSessionRequest(body);
     const served = findModel(state, r.model, r.dtype);
@@ -266,18 +322,19 @@ async function route(state: ServerState, req: Request, path: string): Promise<Re
   }
   const r = readGenerateRequest(body);
   const served = findModel(state, r.model, r.dtype);
-  const reply = await served.batcher.submit({
-    prompt: r.prompt,
-    index: r.index,
-    pixels: base64ToFloats(r.pixels, "pixels"),
-    maxTokens: r.max_tokens,
-    sampling: r.sampling,
-    seed: r.seed,
-    withProbs: r.with_probs,
-    grammar: r.grammar,
-    signal: req.signal,
-  });
-  return "error" in reply ? errorResponse(reply.error) : json(reply);
+  const pixels = base64ToFloats(r.pixels, "pixels");
+  return streamed((gone) =>
+    served.batcher.submit({
+      prompt: r.prompt,
+      index: r.index,
+      pixels,
+      maxTokens: r.max_tokens,
+      sampling: r.sampling,
+      seed: r.seed,
+      withProbs: r.with_probs,
+      grammar: r.grammar,
+      signal: gone,
+    }), state.log);
 }
 
 function methodNotAllowed(method: string, path: string): HttpFailure {

@@ -195,15 +195,18 @@ export class Fields {
 /** Reads a GenerateRequest, checking every field. */
 export function readGenerateRequest(body: Json): GenerateRequest {
   const f = new Fields(body);
-  const s = f.object("sampling");
-  const grammar = f.raw("grammar");
-  return {
+  const head = {
     model: f.string("model"),
     dtype: f.optString("dtype"),
     prompt: f.string("prompt"),
     index: f.number("index", 0, Number.MAX_SAFE_INTEGER, true),
     pixels: f.string("pixels"),
     max_tokens: f.number("max_tokens", 1, 1 << 20, true),
+  };
+  const s = f.object("sampling");
+  const grammar = f.raw("grammar");
+  return {
+    ...head,
     sampling: {
       temperature: s.number("temperature", 0, 1e6),
       topK: s.number("topK", 0, Number.MAX_SAFE_INTEGER, true),
