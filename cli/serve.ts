@@ -189,6 +189,7 @@ export const serveCommand: Command = {
       });
       return { slot, batcher };
     });
+    if (address.transport === "unix") await prepareSocket(address.path);
     for (const s of served) {
       await s.slot.acquire();
       s.slot.release();
@@ -201,7 +202,6 @@ export const serveCommand: Command = {
     };
     globalThis.addEventListener("unhandledrejection", onRejection);
 
-    if (address.transport === "unix") await prepareSocket(address.path);
     const stop = new AbortController();
     const handler = makeHandler({ models: served, maxBody, log });
     let listening = address;

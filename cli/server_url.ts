@@ -39,7 +39,7 @@ export function parseServerUrl(text: string, flag = "--server"): ServerAddress {
   if (text === "unix:" || text === "unix") return { transport: "unix", path: defaultSocketPath() };
   if (text.startsWith("unix:")) {
     const path = text.slice("unix:".length).replace(/^\/\/(?=\/)/, "");
-    if (path === "") throw bad();
+    if (path === "" || path.endsWith("/")) throw bad();
     return { transport: "unix", path: resolve(path) };
   }
   if (text.startsWith("/")) return { transport: "unix", path: resolve(text) };

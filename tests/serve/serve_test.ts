@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { convertFixture } from "../generate/fixture_models.ts";
 import { FIXTURE_IMAGES, records, withoutTimings } from "../cli/setup.ts";
-import { type PgRun, runPg } from "../helpers/cli.ts";
+import { pgArgs, type PgRun, runPg } from "../helpers/cli.ts";
 import { canConnect, health, raw, startServer, type TestServer } from "./server.ts";
 
 const [ASTRONAUT, CHELSEA, EXIF6, GRAY, RGBA, ROCKET] = FIXTURE_IMAGES;
