@@ -66,16 +66,18 @@ export async function runText(
     model,
     run,
     checks: textChecks(stringsFlag(values, "expect"), stringsFlag(values, "reject")),
-    prepare: (m: ModelSession, jobs) =>
-      stream && m.tokenizer !== undefined
-        ? {
-          onBatchStart: (indices) => {
-            streamers.set(indices[0], new TextStreamer(m.tokenizer!));
-            if (label) writeOut(`${oneLine(jobs[indices[0]].image)}: `);
-          },
-          onToken: (i, tok) => writeOut(oneLine(streamers.get(i)?.push(tok) ?? "")),
-        }
-        : {},
+    prepare: (m: ModelSession, jobs) => {
+      // Streaming needs the tokenizer here; a --server run prints each line when it is done.
+      const tokenizer = m.tokenizer;
+      if (!stream || tokenizer === undefined) return {};
+      return {
+        onBatchStart: (indices) => {
+          streamers.set(indices[0], new TextStreamer(tokenizer));
+          if (label) writeOut(`${oneLine(jobs[indices[0]].image)}: `);
+        },
+        onToken: (i, tok) => writeOut(oneLine(streamers.get(i)?.push(tok) ?? "")),
+      };
+    },
     present: (r: JobResult, _position: number, m: ModelSession) => {
       const record = textRecord(r, m.loadMs, performance.now() - started);
       const streamer = streamers.get(r.index);

@@ -204,20 +204,16 @@ export const serveCommand: Command = {
 
     const stop = new AbortController();
     const handler = makeHandler({ models: served, maxBody, log });
-    let listening = address;
+    const quiet = () => {}; // the line below says where, on stderr
     const server = address.transport === "unix"
-      ? Deno.serve({ path: address.path, signal: stop.signal, onListen: () => {} }, handler)
-      : Deno.serve({
-        hostname: address.host,
-        port: address.port,
-        signal: stop.signal,
-        onListen: ({ port }) => {
-          listening = { ...address, port };
-        },
-      }, handler);
-    if (address.transport === "tcp") {
-      listening = { ...address, port: (server.addr as Deno.NetAddr).port };
-    }
+      ? Deno.serve({ path: address.path, signal: stop.signal, onListen: quiet }, handler)
+      : Deno.serve(
+        { hostname: address.host, port: address.port, signal: stop.signal, onListen: quiet },
+        handler,
+      );
+    const listening: ServerAddress = address.transport === "tcp"
+      ? { ...address, port: (server.addr as Deno.NetAddr).port }
+      : address;
     log(
       `listening on ${formatAddress(listening)} (${served.length} model(s), max batch ${maxBatch})`,
     );

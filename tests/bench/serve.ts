@@ -8,9 +8,13 @@
  *
  *   deno run -A tests/bench/serve.ts [MODEL_DIR] [--clients 8] [--max-tokens 16]
  *     [--max-batch 8] [--dtype q8] [--threads N] [--skip-sequential-clients]
+ *     [--fixture-tokenizer]
  *
- * Without MODEL_DIR the pg1-tiny fixture is converted into a temporary folder. Prints a Markdown
- * table for BENCHMARKS.md.
+ * Without MODEL_DIR the pg1-tiny fixture is converted into a temporary folder. With
+ * `--fixture-tokenizer`, MODEL_DIR is run through a temporary view of it (links to its graphs)
+ * with the pg1-tiny fixture's tokenizer and `image_token_index`: the synthetic full-size folders
+ * (random weights, so only speed means anything) carry a tokenizer whose `<image>` id is past their
+ * vocabulary. Prints a Markdown table for BENCHMARKS.md.
  * @module
  */
 
@@ -32,11 +36,28 @@ const { values, positionals } = parseArgs({
     dtype: { type: "string" },
     threads: { type: "string" },
     "skip-sequential-clients": { type: "boolean" },
+    "fixture-tokenizer": { type: "boolean" },
   },
 });
 const clients = Number(values.clients);
 const tmp = await Deno.makeTempDir({ prefix: "pg-bench-serve-" });
 let model = positionals[0];
+if (model !== undefined && values["fixture-tokenizer"]) {
+  const view = join(tmp, "view");
+  const fixture = new URL("../fixtures/models/pg1-tiny/hf/", import.meta.url).pathname;
+  await Deno.mkdir(view);
+  for (const name of ["onnx", "preprocessor_config.json", "generation_config.json"]) {
+    await Deno.symlink(join(model, name), join(view, name)).catch(() => {});
+  }
+  for (const name of ["tokenizer.json", "tokenizer_config.json"]) {
+    await Deno.copyFile(join(fixture, name), join(view, name));
+  }
+  const config = JSON.parse(await Deno.readTextFile(join(model, "config.json")));
+  const tiny = JSON.parse(await Deno.readTextFile(join(fixture, "config.json")));
+  config.image_token_index = tiny.image_token_index;
+  await Deno.writeTextFile(join(view, "config.json"), JSON.stringify(config, null, 2));
+  model = view;
+}
 if (model === undefined) {
   model = join(tmp, "pg1-tiny");
   await Deno.mkdir(model);

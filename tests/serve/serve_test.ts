@@ -222,8 +222,8 @@ Deno.test("pg serve: concurrent mixed clients equal local runs; batching; bad re
       const many = Array.from({ length: 12 }, () => ROCKET);
       const victim = new Deno.Command(Deno.execPath(), {
         args: [
-          "run",
-          "-A",
+          ...pgArgs([]).slice(0, -1),
+          `--allow-net=unix:${socket}`, // no second process: SIGKILL hits the client itself
           "main.ts",
           "caption",
           ...many,
