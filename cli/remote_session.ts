@@ -22,7 +22,7 @@ import { type MaskDecoder, openMaskDecoder } from "../lib/vqvae/session.ts";
 import type { ModelArgs } from "./model_args.ts";
 import type { ModelSession, SessionRunOptions } from "./model_session.ts";
 import { ServerClient, ServerError } from "./server_client.ts";
-import type { ServerAddress } from "./server_url.ts";
+import { formatAddress, type ServerAddress } from "./server_url.ts";
 
 /** Least number of images a client keeps in flight (more with a larger `--batch-size`). */
 export const MIN_IN_FLIGHT = 4;
@@ -57,11 +57,7 @@ export class RemoteSession implements ModelSession {
   ) {
     this.path = info.path;
     this.tokenizerPath = info.tokenizer_path;
-    this.backendName = `${info.backend} in pg serve at ${
-      client.address.transport === "unix"
-        ? `unix:${client.address.path}`
-        : `${client.address.host}:${client.address.port}`
-    }`;
+    this.backendName = `${info.backend} in pg serve at ${formatAddress(client.address)}`;
     this.loadMs = info.load_ms;
     this.eosIds = info.eos_ids;
     this.ids = { locBase: info.loc_base, segBase: info.seg_base };

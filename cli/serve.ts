@@ -75,8 +75,8 @@ Examples:
   pg serve --model ~/models/pg2-224 &
   PG_SERVER=unix: pg caption photos/*.jpg --model ~/models/pg2-224
   pg serve --model ~/models/pg2-224 --port 8765 --idle-timeout 600
-  curl --unix-socket /tmp/pg-$UID/pg.sock http://pg/v1/caption \\
-    -d "{\\"image\\": \\"$(base64 -w0 photo.jpg)\\", \\"name\\": \\"photo.jpg\\"}"`;
+  { printf '{"name": "photo.jpg", "image": "'; base64 -w0 photo.jpg; printf '"}'; } |
+    curl -s --unix-socket /tmp/pg-$UID/pg.sock http://pg/v1/caption --data-binary @-`;
 
 /** Parses `--max-body`: bytes with an optional K, M or G suffix. */
 export function parseSize(text: string | undefined, fallback: number): number {

@@ -7,7 +7,7 @@
  * server ran.
  *
  *   deno run -A tests/bench/serve.ts [MODEL_DIR] [--clients 8] [--max-tokens 16]
- *     [--max-batch 8] [--dtype q8] [--threads N] [--skip-sequential-clients]
+ *     [--max-batch 8] [--batch-wait MS] [--dtype q8] [--threads N] [--skip-sequential-clients]
  *     [--fixture-tokenizer]
  *
  * Without MODEL_DIR the pg1-tiny fixture is converted into a temporary folder. With
@@ -33,6 +33,7 @@ const { values, positionals } = parseArgs({
     clients: { type: "string", default: "8" },
     "max-tokens": { type: "string", default: "16" },
     "max-batch": { type: "string", default: "8" },
+    "batch-wait": { type: "string", default: "5" },
     dtype: { type: "string" },
     threads: { type: "string" },
     "skip-sequential-clients": { type: "boolean" },
@@ -93,6 +94,8 @@ const server = await startServer([
   join(tmp, "pg.sock"),
   "--max-batch",
   values["max-batch"]!,
+  "--batch-wait",
+  values["batch-wait"]!,
 ]);
 const serverStart = seconds(t);
 const env = { PG_SERVER: server.url };
@@ -122,7 +125,10 @@ const row = (what: string, s: number) =>
   `| ${what} | ${s.toFixed(1)} | ${(s / clients).toFixed(2)} | ${
     (sequentialLocal / s).toFixed(1)
   }x |`;
-console.log(`model: ${model}; ${clients} images, --max-tokens ${values["max-tokens"]}`);
+console.log(
+  `model: ${model}; ${clients} images, --max-tokens ${values["max-tokens"]}, ` +
+    `pg serve --max-batch ${values["max-batch"]} --batch-wait ${values["batch-wait"]}`,
+);
 console.log(`machine: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
 console.log("");
 console.log("| run | wall s | s per image | vs local |");

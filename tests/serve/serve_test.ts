@@ -322,7 +322,7 @@ Deno.test("pg serve --port: listens on 127.0.0.1 only; an http:// client gets th
       const r = await runPg(args, { env: { PG_SERVER: server.url } });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, (await runPg(args)).stdout);
-      assert.match(r.stderr, /in pg serve at 127\.0\.0\.1:/);
+      assert.match(r.stderr, /in pg serve at http:\/\/127\.0\.0\.1:/);
     } finally {
       await stopped(server);
     }
