@@ -83,7 +83,7 @@ Deno.test("pg serve: concurrent mixed clients equal local runs; batching; bad re
       "--max-batch",
       "8",
       "--batch-wait",
-      "300",
+      "1000",
       "--max-body",
       "2M",
     ]);
