@@ -38,6 +38,24 @@ export function argsFromFile(): string[] | undefined {
   return args;
 }
 
+/**
+ * In a re-run child: stop as if sent SIGTERM once the parent `pg` is gone (killed with SIGKILL,
+ * which it cannot pass on), so that no orphan goes on using the model or holding a socket.
+ */
+export function stopWithParent(): void {
+  const parent = Deno.ppid;
+  const timer = setInterval(() => {
+    if (Deno.ppid === parent) return;
+    clearInterval(timer);
+    try {
+      Deno.kill(Deno.pid, "SIGTERM");
+    } catch {
+      Deno.exit(143);
+    }
+  }, 500);
+  Deno.unrefTimer(timer);
+}
+
 /** `--allow-*` flags for every permission this process holds in full. */
 function grantedFlags(): string[] {
   return PERMISSIONS.filter((name) => Deno.permissions.querySync({ name }).state === "granted")

@@ -1,6 +1,6 @@
 import { type Command, didYouMean } from "./command.ts";
 import { ExitCode, UsageError } from "../lib/errors.ts";
-import { argsFromFile, rerunIfLong } from "./reexec.ts";
+import { argsFromFile, rerunIfLong, stopWithParent } from "./reexec.ts";
 import { rerunForNet } from "./net_access.ts";
 import { EXIT_STDOUT_CLOSED, StdoutClosed, writeOut } from "./stdout.ts";
 import { versionLine } from "./version.ts";
@@ -19,6 +19,7 @@ export async function runMain(
   let code: number;
   try {
     const handed = argsFromFile();
+    if (handed !== undefined) stopWithParent();
     code = handed === undefined ? (await rerunIfLong(args)) ?? -1 : -1;
     if (code < 0) code = (await rerunForNet(handed ?? args)) ?? -1;
     if (code < 0) code = await dispatch(handed ?? args, list, usage);

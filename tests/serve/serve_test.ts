@@ -220,34 +220,43 @@ Deno.test("pg serve: concurrent mixed clients equal local runs; batching; bad re
 
       // A client killed mid-request: its rows leave the queue or end, and the server serves on.
       const many = Array.from({ length: 12 }, () => ROCKET);
-      const victim = new Deno.Command(Deno.execPath(), {
-        args: [
-          ...pgArgs([]).slice(0, -1),
-          `--allow-net=unix:${socket}`, // no second process: SIGKILL hits the client itself
-          "main.ts",
-          "caption",
-          ...many,
-          "--model",
-          model,
-          "--max-tokens",
-          "4000",
-        ],
-        cwd: new URL("../..", import.meta.url),
-        env: { PG_SERVER: server.url },
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      const start = (await health(server.url)).models[0].batches;
-      await pollUntil(
-        "the victim's first batch",
-        async () => (await health(server.url)).models[0].batches > start,
-      );
-      victim.kill("SIGKILL");
-      await victim.status;
-      await pollUntil("its requests to be dropped or ended", async () => {
-        const m = (await health(server.url)).models[0];
-        return m.dropped + m.ended > 0;
-      });
+      // Twice: a client holding its network permission (SIGKILL hits the client itself), then one
+      // started as users start it, whose re-run child must stop when its killed parent is gone.
+      for (const direct of [true, false]) {
+        const before = (await health(server.url)).models[0];
+        const victim = new Deno.Command(Deno.execPath(), {
+          args: [
+            ...pgArgs([]).slice(0, -1),
+            ...(direct ? [`--allow-net=unix:${socket}`] : []),
+            "main.ts",
+            "caption",
+            ...many,
+            "--model",
+            model,
+            "--max-tokens",
+            "4000",
+          ],
+          cwd: new URL("../..", import.meta.url),
+          env: { PG_SERVER: server.url },
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        await pollUntil(
+          "the victim's first batch",
+          async () => (await health(server.url)).models[0].batches > before.batches,
+        );
+        victim.kill("SIGKILL");
+        await victim.status;
+        await pollUntil("its requests to be dropped or ended", async () => {
+          const m = (await health(server.url)).models[0];
+          return m.dropped + m.ended > before.dropped + before.ended;
+        });
+        // Nothing of it runs on: no batch starts after the queue has drained.
+        await pollUntil("the queue to drain", async () => {
+          const m = (await health(server.url)).models[0];
+          return m.waiting === 0;
+        });
+      }
       const again = await runPg([
         "caption",
         CHELSEA,

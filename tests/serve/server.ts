@@ -129,11 +129,12 @@ export async function raw(url: string, steps: readonly RawStep[]): Promise<RawRe
 
 /** The server's health record. */
 export interface Health {
-  /** Per model: name, loaded, loads, batches, rows, largest, dropped, ended. */
+  /** Per model: name, loaded, loads, waiting, batches, rows, largest, dropped, ended. */
   readonly models: {
     name: string;
     loaded: boolean;
     loads: number;
+    waiting: number;
     batches: number;
     rows: number;
     largest: number;
