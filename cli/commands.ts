@@ -7,6 +7,7 @@ import { convertCommand } from "./convert.ts";
 import { detectCommand } from "./detect.ts";
 import { inspectCommand } from "./inspect.ts";
 import { segmentCommand } from "./segment.ts";
+import { serveCommand } from "./serve.ts";
 
 /** Every subcommand, in the order the top-level help lists them. */
 export const commands: readonly Command[] = [
@@ -14,6 +15,7 @@ export const commands: readonly Command[] = [
   answerCommand,
   detectCommand,
   segmentCommand,
+  serveCommand,
   benchCommand,
   convertCommand,
   cacheCommand,

@@ -5,7 +5,6 @@
  */
 
 import { basename, extname, join } from "node:path";
-import { AnswerGrammar } from "../lib/detect/constrain.ts";
 import { type Convention, parseConvention } from "../lib/detect/convention.ts";
 import type { AnswerMode } from "../lib/detect/grammar.ts";
 import { literalProbs, locateObjects } from "../lib/detect/objects.ts";
@@ -23,7 +22,7 @@ import { writeFileAtomic } from "../lib/atomic.ts";
 import { renderOverlay } from "../lib/mask/overlay.ts";
 import { maskToPng } from "../lib/mask/png.ts";
 import { detectPrefix, segmentPrefix } from "../lib/prompt/tasks.ts";
-import { type MaskDecoder, openMaskDecoder } from "../lib/vqvae/session.ts";
+import type { MaskDecoder } from "../lib/vqvae/session.ts";
 import { type Check, labelChecks, type RecordJson } from "./checks.ts";
 import {
   type Command,
@@ -275,28 +274,17 @@ export async function runDetection(
         : [["overlay", spec.overlay, spec.overlayFolder ? "dir" : "file"] as const]),
     ],
     async prepare(model) {
-      const tok = model.tokenizer;
-      if (tok.locBase < 0 || (mode === "segment" && tok.segBase < 0)) {
+      const ids = model.ids;
+      if (ids.locBase < 0 || (mode === "segment" && ids.segBase < 0)) {
         throw new InputError(
-          `${model.dir.tokenizer}: the tokenizer has no <locNNNN>/<segNNN> tokens`,
+          `${model.tokenizerPath}: the tokenizer has no <locNNNN>/<segNNN> tokens`,
         );
       }
-      if (mode === "segment") {
-        decoder = await openMaskDecoder(model.dir.path, spec.vae, model.backend.gpu);
-      }
-      const grammar = spec.constrained
-        ? new AnswerGrammar({
-          mode,
-          labels: spec.labels,
-          tokenizer: tok,
-          eosId: model.dir.eosIds[0] ?? tok.eosId,
-          maxTokens: opts.maxTokens,
-        })
-        : undefined;
+      if (mode === "segment") decoder = await model.maskDecoder(spec.vae);
       return {
         keepRgb: spec.overlay !== undefined,
         withProbs: true,
-        constrain: grammar && ((_i, ids, vocab) => grammar.bitmask(ids, vocab)),
+        grammar: spec.constrained ? { mode, labels: spec.labels } : undefined,
       };
     },
     async present(r: JobResult, position, model) {
@@ -307,7 +295,7 @@ export async function runDetection(
           convention: spec.convention,
           width: r.width,
           height: r.height,
-          tokenProbs: literalProbs(r.text, r.tokens, r.probs, model.tokenizer),
+          tokenProbs: literalProbs(r.text, r.tokens, r.probs, model.ids),
           decoder,
         });
       } catch (err) {

@@ -6,20 +6,14 @@
  */
 
 import { ExitCode, UsageError } from "../lib/errors.ts";
-import {
-  isFailure,
-  type Job,
-  type JobFailure,
-  type JobResult,
-  runJobs,
-  type RunOptions,
-} from "../lib/generate/pipeline.ts";
-import { buildPrompt } from "../lib/prompt/build.ts";
+import { isFailure, type Job, type JobFailure, type JobResult } from "../lib/generate/pipeline.ts";
 import { writeFileAtomic } from "../lib/atomic.ts";
 import type { Check, RecordJson } from "./checks.ts";
 import { type FlagSpec, type FlagValues, stringFlag, stringsFlag } from "./command.ts";
 import { collectImages, parseShard, takeShard } from "./inputs.ts";
-import { type LoadedModel, loadModel, type ModelArgs } from "./model_args.ts";
+import type { ModelArgs } from "./model_args.ts";
+import type { ModelSession, SessionRunOptions } from "./model_session.ts";
+import { openSession } from "./sessions.ts";
 import { checkOutputFile, prepareOutputDir, ResultStore, uniqueNames } from "./outputs.ts";
 import { type JunitCase, junitXml } from "./junit.ts";
 import { oneLine, writeOut } from "./stdout.ts";
@@ -120,14 +114,14 @@ export interface ImageRunSpec {
   readonly outputs?: readonly (readonly [string, string, "file" | "dir"])[];
   /** Called once the model is loaded: extra run options (constraints, probabilities, …). */
   prepare?(
-    model: LoadedModel,
+    model: ModelSession,
     jobs: readonly Job[],
-  ): Promise<Partial<RunOptions>> | Partial<RunOptions>;
+  ): Promise<Partial<SessionRunOptions>> | Partial<SessionRunOptions>;
   /**
    * Turns one result into its record and plain lines, writing any per-image files; a throw is
    * that image's failure (`kind` from an ImageStepError, else `output_failed`).
    */
-  present(result: JobResult, position: number, model: LoadedModel): Promise<Presented>;
+  present(result: JobResult, position: number, model: ModelSession): Promise<Presented>;
   /** Called with every image's record (stored ones included), in input order, after the run. */
   finish?(records: readonly { position: number; record: RecordJson }[]): Promise<void>;
   /** Frees what `prepare` opened. */
@@ -224,23 +218,21 @@ export async function runImages(spec: ImageRunSpec): Promise<number> {
 
   let stopped = false;
   if (todo.length > 0) {
-    const model = await loadModel(spec.model);
+    const model = await openSession(spec.model, spec.prompt);
     try {
-      console.error(`${command}: ${model.dir.path} loaded (${model.backend.name})`);
+      console.error(`${command}: ${model.path} loaded (${model.backendName})`);
       const maxTokens = checkContext(spec, model);
       const jobs = todo.map((img) => ({ image: img.path, prompt: spec.prompt }));
       const extra = await spec.prepare?.(model, jobs);
       const batches = Math.ceil(jobs.length / spec.model.batchSize);
       let batchNo = 0;
       for await (
-        const outcome of runJobs(model.backend, model.tokenizer, jobs, {
+        const outcome of model.run(jobs, {
           batchSize: spec.model.batchSize,
           maxTokens,
-          eosIds: model.dir.eosIds,
           sampling: spec.model.sampling,
           seed: spec.model.seed,
           maxPixels: spec.model.maxPixels,
-          preprocess: model.dir.preprocess,
           ...extra,
           onBatchStart: (indices) => {
             batchNo++;
@@ -269,7 +261,7 @@ export async function runImages(spec: ImageRunSpec): Promise<number> {
       }
     } finally {
       await spec.close?.();
-      await model.backend.release();
+      await model.release();
     }
   }
   records.sort((a, b) => a.position - b.position);
@@ -297,15 +289,13 @@ export async function runImages(spec: ImageRunSpec): Promise<number> {
  * (exit 2); a budget past the context is said once on stderr (the pipeline stops such rows at the
  * context with `stop: "context"`). Returns the budget to ask for.
  */
-function checkContext(spec: ImageRunSpec, model: LoadedModel): number {
-  const cfg = model.backend.config;
-  const promptTokens = buildPrompt(model.tokenizer, cfg.numImageTokens, spec.prompt).inputIds
-    .length;
-  const context = model.backend.contextLength;
+function checkContext(spec: ImageRunSpec, model: ModelSession): number {
+  const promptTokens = model.promptLength;
+  const context = model.contextLength;
   const left = context - promptTokens;
   if (left < 1) {
     throw new UsageError(
-      `${spec.command}: the prompt is ${promptTokens} tokens (${cfg.numImageTokens} of them ` +
+      `${spec.command}: the prompt is ${promptTokens} tokens (${model.numImageTokens} of them ` +
         `image tokens), more than the model's context of ${context} tokens allows`,
     );
   }
@@ -324,7 +314,7 @@ async function presentOutcome(
   spec: ImageRunSpec,
   outcome: JobResult | JobFailure,
   position: number,
-  model: LoadedModel,
+  model: ModelSession,
 ): Promise<RecordJson> {
   let presented: Presented | undefined;
   let kind = "";

@@ -21,6 +21,7 @@ import type { SamplingOptions } from "../lib/generate/sampling.ts";
 import { loadTokenizer } from "../lib/tokenizer/load.ts";
 import type { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { type FlagSpec, type FlagValues, intFlag, stringFlag } from "./command.ts";
+import { parseServerUrl, SERVER_ENV } from "./server_url.ts";
 
 /** Environment variable read when `--model` is not given. */
 export const MODEL_ENV = "PALIGEMMA_MODEL";
@@ -53,6 +54,7 @@ export const MODEL_FLAG_SPEC: FlagSpec = {
   seed: { type: "string" },
   "max-pixels": { type: "string" },
   json: { type: "boolean" },
+  server: { type: "string" },
 };
 
 /** Help lines of the model flags. */
@@ -114,6 +116,8 @@ export interface ModelArgs {
   readonly json: boolean;
   /** Images with more pixels than this are refused. */
   readonly maxPixels: number;
+  /** `--server` (or PG_SERVER): the model runs in that `pg serve`. */
+  readonly server?: string;
 }
 
 /** Reads a finite number flag within [min, max] (or (min, max] when `minExclusive`), else `fallback`. */
@@ -179,7 +183,17 @@ export function parseModelArgs(command: string, values: FlagValues): ModelArgs {
     seed: intFlag(values, "seed", 0, 0),
     json: values.json === true,
     maxPixels: intFlag(values, "max-pixels", DEFAULT_MAX_PIXELS, 1),
+    server: serverFlag(values),
   };
+}
+
+/** `--server`, else a non-empty PG_SERVER, checked; undefined to run here. */
+function serverFlag(values: FlagValues): string | undefined {
+  const flag = stringFlag(values, "server");
+  const env = Deno.env.get(SERVER_ENV);
+  const server = flag ?? (env === "" ? undefined : env);
+  if (server !== undefined) parseServerUrl(server, flag !== undefined ? "--server" : SERVER_ENV);
+  return server;
 }
 
 /** A loaded model and its tokenizer. */

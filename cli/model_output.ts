@@ -11,7 +11,8 @@ import { textChecks } from "./checks.ts";
 import type { FlagSpec, FlagValues } from "./command.ts";
 import { stringsFlag } from "./command.ts";
 import { type ImageRunSpec, type Presented, type RunFlags, runImages } from "./image_run.ts";
-import type { LoadedModel, ModelArgs } from "./model_args.ts";
+import type { ModelArgs } from "./model_args.ts";
+import type { ModelSession } from "./model_session.ts";
 import { oneLine, writeOut } from "./stdout.ts";
 
 /** node:util parseArgs options of the text checks. */
@@ -65,17 +66,19 @@ export async function runText(
     model,
     run,
     checks: textChecks(stringsFlag(values, "expect"), stringsFlag(values, "reject")),
-    prepare: (m: LoadedModel, jobs) =>
-      stream
-        ? {
-          onBatchStart: (indices) => {
-            streamers.set(indices[0], new TextStreamer(m.tokenizer));
-            if (label) writeOut(`${oneLine(jobs[indices[0]].image)}: `);
-          },
-          onToken: (i, tok) => writeOut(oneLine(streamers.get(i)?.push(tok) ?? "")),
-        }
-        : {},
-    present: (r: JobResult, _position: number, m: LoadedModel) => {
+    prepare: (m: ModelSession, jobs) => {
+      // Streaming needs the tokenizer here; a --server run prints each line when it is done.
+      const tokenizer = m.tokenizer;
+      if (!stream || tokenizer === undefined) return {};
+      return {
+        onBatchStart: (indices) => {
+          streamers.set(indices[0], new TextStreamer(tokenizer));
+          if (label) writeOut(`${oneLine(jobs[indices[0]].image)}: `);
+        },
+        onToken: (i, tok) => writeOut(oneLine(streamers.get(i)?.push(tok) ?? "")),
+      };
+    },
+    present: (r: JobResult, _position: number, m: ModelSession) => {
       const record = textRecord(r, m.loadMs, performance.now() - started);
       const streamer = streamers.get(r.index);
       if (streamer !== undefined) {

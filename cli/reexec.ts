@@ -38,6 +38,24 @@ export function argsFromFile(): string[] | undefined {
   return args;
 }
 
+/**
+ * In a re-run child: stop as if sent SIGTERM once the parent `pg` is gone (killed with SIGKILL,
+ * which it cannot pass on), so that no orphan goes on using the model or holding a socket.
+ */
+export function stopWithParent(): void {
+  const parent = Deno.ppid;
+  const timer = setInterval(() => {
+    if (Deno.ppid === parent) return;
+    clearInterval(timer);
+    try {
+      Deno.kill(Deno.pid, "SIGTERM");
+    } catch {
+      Deno.exit(143);
+    }
+  }, 500);
+  Deno.unrefTimer(timer);
+}
+
 /** `--allow-*` flags for every permission this process holds in full. */
 function grantedFlags(): string[] {
   return PERMISSIONS.filter((name) => Deno.permissions.querySync({ name }).state === "granted")
@@ -59,22 +77,56 @@ export async function rerunIfLong(args: readonly string[]): Promise<number | und
         "pg to re-run itself (--allow-run)",
     );
   }
+  return await rerunSelf(args);
+}
+
+/**
+ * Runs this program again with `args` (in a temporary file, as above) and the permissions this
+ * process holds plus `extraFlags` (e.g. `--allow-net=127.0.0.1:8080`); returns the child's exit
+ * code. With `forwardSignals`, SIGINT and SIGTERM sent to this process are passed on to the child.
+ */
+export async function rerunSelf(
+  args: readonly string[],
+  extraFlags: readonly string[] = [],
+  forwardSignals = false,
+): Promise<number> {
   const file = await Deno.makeTempFile({ prefix: "pg-args-", suffix: ".json" });
   await Deno.writeTextFile(file, JSON.stringify(args));
   const main = Deno.mainModule;
   const config = main.startsWith("file:") ? join(dirname(fileURLToPath(main)), "deno.json") : "";
   const useConfig = config !== "" && isFile(config);
+  const forwards: [Deno.Signal, () => void][] = [];
   try {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...grantedFlags(), ...(useConfig ? ["--config", config] : []), main],
+      args: [
+        "run",
+        ...grantedFlags(),
+        ...extraFlags,
+        ...(useConfig ? ["--config", config] : []),
+        main,
+      ],
       env: { [ARGS_FILE_ENV]: file },
       stdin: "inherit",
       stdout: "inherit",
       stderr: "inherit",
     }).spawn();
+    if (forwardSignals) {
+      for (const sig of ["SIGINT", "SIGTERM"] as const) {
+        const pass = () => {
+          try {
+            child.kill(sig);
+          } catch {
+            // already gone
+          }
+        };
+        Deno.addSignalListener(sig, pass);
+        forwards.push([sig, pass]);
+      }
+    }
     const status = await child.status;
     return status.signal !== null ? 128 + signalNumber(status.signal) : status.code;
   } finally {
+    for (const [sig, pass] of forwards) Deno.removeSignalListener(sig, pass);
     await Deno.remove(file).catch(() => {});
   }
 }

@@ -1,13 +1,15 @@
 import { type Command, didYouMean } from "./command.ts";
 import { ExitCode, UsageError } from "../lib/errors.ts";
-import { argsFromFile, rerunIfLong } from "./reexec.ts";
+import { argsFromFile, rerunIfLong, stopWithParent } from "./reexec.ts";
+import { rerunForNet } from "./net_access.ts";
 import { EXIT_STDOUT_CLOSED, StdoutClosed, writeOut } from "./stdout.ts";
 import { versionLine } from "./version.ts";
 import { errorLine } from "./wording.ts";
 
 /**
  * Dispatches `args` to a command, prints user errors as one line on stderr and exits. A long
- * command line is first moved into a file and run by a child (see cli/reexec.ts).
+ * command line is first moved into a file and run by a child (see cli/reexec.ts), as is a command
+ * that needs network access to one address (cli/net_access.ts).
  */
 export async function runMain(
   args: string[],
@@ -17,7 +19,9 @@ export async function runMain(
   let code: number;
   try {
     const handed = argsFromFile();
+    if (handed !== undefined) stopWithParent();
     code = handed === undefined ? (await rerunIfLong(args)) ?? -1 : -1;
+    if (code < 0) code = (await rerunForNet(handed ?? args)) ?? -1;
     if (code < 0) code = await dispatch(handed ?? args, list, usage);
   } catch (err) {
     code = report(err);

@@ -25,9 +25,14 @@ export interface GenerateOptions {
   readonly onToken?: (row: number, token: number) => void;
   /**
    * The tokens one row may take next (constrained decoding), as a bitmask over the vocabulary
-   * (bit `id % 32` of word `id >> 5`, `vocab` ids); `generated` is the row's tokens so far.
+   * (bit `id % 32` of word `id >> 5`, `vocab` ids), or null where the row is free; `generated` is
+   * the row's tokens so far.
    */
-  readonly constrain?: (row: number, generated: readonly number[], vocab: number) => Uint32Array;
+  readonly constrain?: (
+    row: number,
+    generated: readonly number[],
+    vocab: number,
+  ) => Uint32Array | null;
   /** Record each new token's probability (softmax at temperature 1, before `constrain`). */
   readonly withProbs?: boolean;
 }

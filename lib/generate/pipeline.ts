@@ -97,7 +97,11 @@ export interface RunOptions {
   /** Called with each new token as it is chosen (job index, token id). */
   readonly onToken?: (index: number, token: number) => void;
   /** The tokens a job may take next, as a bitmask (see GenerateOptions.constrain). */
-  readonly constrain?: (index: number, generated: readonly number[], vocab: number) => Uint32Array;
+  readonly constrain?: (
+    index: number,
+    generated: readonly number[],
+    vocab: number,
+  ) => Uint32Array | null;
   /** Record each token's probability (see GenerateOptions.withProbs). */
   readonly withProbs?: boolean;
   /** Called when a job's batch starts generating (its images are encoded). */

@@ -16,7 +16,7 @@ export interface PgRun {
 
 /** Options of {@link runPg}. */
 export interface RunPgOptions {
-  /** Extra environment variables; PALIGEMMA_MODEL is cleared unless set here. */
+  /** Extra environment variables; PALIGEMMA_MODEL and PG_SERVER are cleared unless set here. */
   readonly env?: Record<string, string>;
   /** Text written to the command's stdin (default: none, stdin closed). */
   readonly stdin?: string;
@@ -45,7 +45,7 @@ export async function runPg(args: readonly string[], opts: RunPgOptions = {}): P
   const child = new Deno.Command(Deno.execPath(), {
     args: pgArgs(args),
     cwd: ROOT,
-    env: { PALIGEMMA_MODEL: "", ...opts.env },
+    env: { PALIGEMMA_MODEL: "", PG_SERVER: "", ...opts.env },
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
