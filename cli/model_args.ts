@@ -219,11 +219,17 @@ export async function loadModel(args: ModelArgs): Promise<LoadedModel> {
   const folder = await modelFolder(args);
   const t = performance.now();
   const dir = await openModelDir(folder);
-  const tokenizer = await loadTokenizer(dir.tokenizer);
-  const backend = await OnnxBackend.load(dir, {
+  // The backend starts its worker sessions first; the tokenizer is built meanwhile.
+  const loading = OnnxBackend.load(dir, {
     dtype: args.dtype,
     threads: args.threads,
     verbose: Deno.env.get("PG_DEBUG") === "1",
   });
-  return { dir, backend, tokenizer, loadMs: performance.now() - t };
+  const [tokenizer, backend] = await Promise.allSettled([loadTokenizer(dir.tokenizer), loading]);
+  if (tokenizer.status === "rejected") {
+    if (backend.status === "fulfilled") await backend.value.release();
+    throw tokenizer.reason;
+  }
+  if (backend.status === "rejected") throw backend.reason;
+  return { dir, backend: backend.value, tokenizer: tokenizer.value, loadMs: performance.now() - t };
 }
