@@ -151,7 +151,12 @@ async function timeLoads(
     console.error(`bench: loading ${opts.model}${cold && i === 0 ? " (cold)" : ""}`);
     model = await loadModel({ ...opts, model: folder, tokenizer: undefined, config: undefined });
     loadMs.push(model.loadMs);
-    console.error(`bench: loaded in ${model.loadMs.toFixed(0)} ms (${model.backend.name})`);
+    const phases = Object.entries(model.phases).map(([k, v]) => `${k} ${v.toFixed(0)}`);
+    console.error(
+      `bench: loaded in ${model.loadMs.toFixed(0)} ms (${model.backend.name}; ready after ms: ${
+        phases.join(", ")
+      })`,
+    );
   }
   return { loadMs, read: { bytes: warm.bytes, coldMs, warmMs: warm.ms }, model: model! };
 }
@@ -307,6 +312,9 @@ export const benchCommand: Command = {
         load_cold_ms: cold ? round(timing.loadMs[0]) : null,
         load_warm_ms: round(median(cold ? timing.loadMs.slice(1) : timing.loadMs)),
         loads_ms: timing.loadMs.map((x) => round(x)),
+        load_phases_ms: Object.fromEntries(
+          Object.entries(model.phases).map(([k, v]) => [k, round(v)]),
+        ),
         read_bytes: timing.read.bytes,
         read_cold_ms: timing.read.coldMs === null ? null : round(timing.read.coldMs),
         read_warm_ms: round(timing.read.warmMs),

@@ -177,6 +177,11 @@ export interface LoadedModel {
   readonly tokenizer: Tokenizer;
   /** Milliseconds spent loading. */
   readonly loadMs: number;
+  /**
+   * Milliseconds from the start of the load until each part was ready: `tokenizer`, and per graph
+   * for the ONNX backend (they overlap: the parts load at the same time).
+   */
+  readonly phases: Readonly<Record<string, number>>;
 }
 
 /**
@@ -225,11 +230,23 @@ export async function loadModel(args: ModelArgs): Promise<LoadedModel> {
     threads: args.threads,
     verbose: Deno.env.get("PG_DEBUG") === "1",
   });
-  const [tokenizer, backend] = await Promise.allSettled([loadTokenizer(dir.tokenizer), loading]);
+  let tokenizerMs = 0;
+  const [tokenizer, backend] = await Promise.allSettled([
+    loadTokenizer(dir.tokenizer).then((tok) => {
+      tokenizerMs = performance.now() - t;
+      return tok;
+    }),
+    loading,
+  ]);
   if (tokenizer.status === "rejected") {
     if (backend.status === "fulfilled") await backend.value.release();
     throw tokenizer.reason;
   }
   if (backend.status === "rejected") throw backend.reason;
-  return { dir, backend: backend.value, tokenizer: tokenizer.value, loadMs: performance.now() - t };
+  const be = backend.value;
+  const phases = {
+    tokenizer: tokenizerMs,
+    ...(be instanceof OnnxBackend ? be.loadPhases : {}),
+  };
+  return { dir, backend: be, tokenizer: tokenizer.value, loadMs: performance.now() - t, phases };
 }

@@ -87,6 +87,11 @@ export class OnnxBackend implements Backend {
   /** Positions the converted decoder's RoPE tables cover (1-based, so one less than their rows). */
   readonly contextLength = ROPE_POSITIONS - 1;
   private readonly layers: number;
+  /**
+   * Milliseconds from the start of `load` until each graph's session was ready (worker sessions
+   * are created at the same time, so these overlap).
+   */
+  loadPhases: Readonly<Record<string, number>> = {};
 
   private constructor(
     readonly name: string,
@@ -146,10 +151,17 @@ export class OnnxBackend implements Backend {
     };
     // Worker sessions are started first: they are created while this thread creates the
     // embedding session (and whatever the caller does next, such as building the tokenizer).
+    const t0 = performance.now();
+    const phases: Record<string, number> = {};
+    const timed = async (g: GraphName, inWorker: boolean) => {
+      const s = await open(g, inWorker);
+      phases[g] = performance.now() - t0;
+      return s;
+    };
     const opening = [
-      open("decoder_model_merged", workers),
-      open("vision_encoder", workers),
-      open("embed_tokens", false),
+      timed("decoder_model_merged", workers),
+      timed("vision_encoder", workers),
+      timed("embed_tokens", false),
     ];
     const settled = await Promise.allSettled(opening);
     const failed = settled.find((r) => r.status === "rejected");
@@ -162,7 +174,7 @@ export class OnnxBackend implements Backend {
     );
     const threads = opts.threads ? `${opts.threads} threads` : "default threads";
     try {
-      return new OnnxBackend(
+      const be = new OnnxBackend(
         `onnx (${dtype}, ${threads}${workers ? ", worker sessions" : ""})`,
         dir.config,
         dtype,
@@ -170,6 +182,8 @@ export class OnnxBackend implements Backend {
         embed,
         decoder,
       );
+      be.loadPhases = phases;
+      return be;
     } catch (err) {
       await Promise.all([vision.release(), embed.release(), decoder.release()]);
       throw err;
