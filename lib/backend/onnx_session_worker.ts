@@ -1,11 +1,10 @@
 /**
- * The worker side of `openWorkerSession` (onnx_session.ts): holds one ONNX Runtime session and
- * answers `create`, `run` and `release` requests; outputs are transferred, not copied.
+ * The worker side of `openWorkerSession` (onnx_session.ts), a web Worker: holds one ONNX Runtime
+ * session and answers `create`, `run` and `release` requests; outputs are transferred, not copied.
  * @module
  */
 
 import * as ort from "onnxruntime-node";
-import { isMainThread, parentPort } from "node:worker_threads";
 
 /** A tensor as it crosses between threads. */
 export interface WireTensor {
@@ -80,18 +79,25 @@ async function answer(req: WorkerRequest): Promise<[WorkerReply, ArrayBuffer[]]>
   return [{ id: req.id, outputs }, [...transfer]];
 }
 
-if (!isMainThread && parentPort !== null) {
-  const port = parentPort;
-  port.on("message", async (req: WorkerRequest) => {
+/** The worker's side of the channel (this module runs as a web Worker). */
+interface WorkerScope {
+  onmessage: ((e: MessageEvent<WorkerRequest>) => void) | null;
+  postMessage(message: WorkerReply, transfer?: Transferable[]): void;
+}
+
+if ("WorkerGlobalScope" in globalThis) {
+  const scope = globalThis as unknown as WorkerScope;
+  scope.onmessage = async (e) => {
+    const req = e.data;
     try {
       const [reply, transfer] = await answer(req);
       try {
-        port.postMessage(reply, transfer);
+        scope.postMessage(reply, transfer);
       } catch {
-        port.postMessage(reply); // buffers that cannot be handed over are copied
+        scope.postMessage(reply); // buffers that cannot be handed over are copied
       }
     } catch (err) {
-      port.postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) });
+      scope.postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) });
     }
-  });
+  };
 }
