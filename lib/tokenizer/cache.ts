@@ -119,11 +119,131 @@ function sameSource(a: TokenizerSource, b: TokenizerSource): boolean {
   return eq(a.json, b.json) && eq(a.config, b.config);
 }
 
+/** FNV-1a over the UTF-16 units of `text` from `start` to `end`. */
+function hashUnits(text: string, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * The library's `tokens_to_ids` and `vocab` over the cached vocabulary string, without a string
+ * per token: an open-addressing table of ids hashed from the string's own units (built in one
+ * pass), tokens sliced out on demand. Tokens `set` later (the added tokens) go to a small Map on
+ * top, as they would overwrite a Map's entries.
+ */
+class VocabIndex {
+  readonly #slots: Int32Array;
+  readonly #mask: number;
+  readonly #added = new Map<string, number>();
+  readonly #addedById = new Map<number, string>();
+  readonly #count: number;
+
+  constructor(readonly text: string, readonly offsets: Int32Array) {
+    this.#count = offsets.length - 1;
+    let size = 1;
+    while (size < 2 * this.#count) size <<= 1;
+    this.#slots = new Int32Array(size); // id + 1; 0 = empty
+    this.#mask = size - 1;
+    for (let id = 0; id < this.#count; id++) {
+      let s = hashUnits(text, offsets[id], offsets[id + 1]) & this.#mask;
+      while (this.#slots[s] !== 0) s = (s + 1) & this.#mask;
+      this.#slots[s] = id + 1;
+    }
+  }
+
+  /** The id of `token` in the model's own vocabulary (before any `set`). */
+  baseGet(token: string): number | undefined {
+    const { text, offsets } = this;
+    const n = token.length;
+    for (let s = hashUnits(token, 0, n) & this.#mask;; s = (s + 1) & this.#mask) {
+      const id = this.#slots[s] - 1;
+      if (id < 0) return undefined;
+      const start = offsets[id];
+      if (offsets[id + 1] - start !== n) continue;
+      let i = 0;
+      while (i < n && text.charCodeAt(start + i) === token.charCodeAt(i)) i++;
+      if (i === n) return id;
+    }
+  }
+
+  /** Map's `get`. */
+  get(token: string): number | undefined {
+    return this.#added.get(token) ?? this.baseGet(token);
+  }
+
+  /** Map's `has`. */
+  has(token: string): boolean {
+    return this.get(token) !== undefined;
+  }
+
+  /** Map's `set` (the added tokens). */
+  set(token: string, id: number): this {
+    this.#added.set(token, id);
+    this.#addedById.set(id, token);
+    return this;
+  }
+
+  /** The token of one id. */
+  token(id: number): string | undefined {
+    const added = this.#addedById.get(id);
+    if (added !== undefined) return added;
+    return id >= 0 && id < this.#count
+      ? this.text.slice(this.offsets[id], this.offsets[id + 1])
+      : undefined;
+  }
+
+  /** Number of ids: the vocabulary's, or past it when an added token's id is larger. */
+  get length(): number {
+    let n = this.#count;
+    for (const id of this.#addedById.keys()) n = Math.max(n, id + 1);
+    return n;
+  }
+
+  /** Map's `size`. */
+  get size(): number {
+    let extra = 0;
+    for (const t of this.#added.keys()) if (this.baseGet(t) === undefined) extra++;
+    return this.#count + extra;
+  }
+
+  /** Map's iteration: every (token, id). */
+  *[Symbol.iterator](): IterableIterator<[string, number]> {
+    for (let id = 0; id < this.#count; id++) {
+      const t = this.text.slice(this.offsets[id], this.offsets[id + 1]);
+      if (!this.#added.has(t)) yield [t, id];
+    }
+    yield* this.#added;
+  }
+
+  /** The library's `vocab` array (id → token), read through on demand. */
+  vocab(): string[] {
+    return new Proxy([] as string[], {
+      get: (target, prop, receiver) => {
+        if (prop === "length") return this.length;
+        if (typeof prop === "string" && /^\d+$/.test(prop)) return this.token(Number(prop));
+        return Reflect.get(target, prop, receiver);
+      },
+      set: (target, prop, value, receiver) => {
+        if (typeof prop === "string" && /^\d+$/.test(prop)) {
+          this.#addedById.set(Number(prop), String(value));
+          return true;
+        }
+        return Reflect.set(target, prop, value, receiver);
+      },
+      has: (target, prop) =>
+        typeof prop === "string" && /^\d+$/.test(prop)
+          ? this.token(Number(prop)) !== undefined
+          : Reflect.has(target, prop),
+    });
+  }
+}
+
 /** Merge rank of a (left id, right id) pair: open addressing over the merges, last rank wins. */
 class MergeRanks {
   readonly #slots: Int32Array;
   readonly #mask: number;
-  constructor(readonly pairs: Int32Array, readonly ids: ReadonlyMap<string, number>) {
+  constructor(readonly pairs: Int32Array, readonly ids: VocabIndex) {
     const n = pairs.length >> 1;
     let size = 1;
     while (size < 2 * n) size <<= 1;
@@ -151,8 +271,8 @@ class MergeRanks {
   /** The library's lookup: `key` is `JSON.stringify([left, right])`. */
   get(key: string): number | undefined {
     const pair = JSON.parse(key) as [string, string];
-    const a = this.ids.get(pair[0]);
-    const b = this.ids.get(pair[1]);
+    const a = this.ids.baseGet(pair[0]);
+    const b = this.ids.baseGet(pair[1]);
     if (a === undefined || b === undefined) return undefined;
     for (let s = MergeRanks.hash(a, b) & this.#mask;; s = (s + 1) & this.#mask) {
       const r = this.#slots[s] - 1;
@@ -196,13 +316,7 @@ export function readTokenizerCache(
   const pairs = ints.subarray(header.vocab + 1);
   const text = new TextDecoder().decode(bytes.subarray(headEnd + offsetsBytes + pairsBytes));
   if (text.length !== offsets[header.vocab]) return null;
-  const vocab = new Array<string>(header.vocab);
-  const ids = new Map<string, number>();
-  for (let i = 0; i < header.vocab; i++) {
-    const t = text.slice(offsets[i], offsets[i + 1]);
-    vocab[i] = t;
-    ids.set(t, i);
-  }
+  const index = new VocabIndex(text, offsets);
   const model = header.json.model as JsonObject;
   const stub = { ...header.json, model: { ...model, vocab: {}, merges: [] } };
   const tok = new HfTokenizer(stub, header.config);
@@ -210,17 +324,12 @@ export function readTokenizerCache(
   // As the library's BPE constructor: the unknown id and the merges over the model's own
   // vocabulary; then the added tokens the Tokenizer constructor gave the (empty) model, again, on
   // top of it and in the same order.
-  bpe.unk_token_id = bpe.unk_token === undefined ? undefined : ids.get(bpe.unk_token);
-  bpe.bpe_ranks = new MergeRanks(pairs, ids);
+  bpe.unk_token_id = bpe.unk_token === undefined ? undefined : index.baseGet(bpe.unk_token);
+  bpe.bpe_ranks = new MergeRanks(pairs, index);
   const added = [...bpe.tokens_to_ids];
-  const clash = added.some(([token, id]) => (ids.get(token) ?? id) !== id);
-  const all = clash ? new Map(ids) : ids;
-  for (const [token, id] of added) {
-    all.set(token, id);
-    vocab[id] = token;
-  }
-  bpe.vocab = vocab;
-  bpe.tokens_to_ids = all;
+  for (const [token, id] of added) index.set(token, id);
+  bpe.vocab = index.vocab();
+  bpe.tokens_to_ids = index as unknown as Map<string, number>;
   const json = { ...header.json, model: { ...model } };
   return { tok, json, config: header.config };
 }
