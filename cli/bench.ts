@@ -151,7 +151,7 @@ async function timeLoads(
     console.error(`bench: loading ${opts.model}${cold && i === 0 ? " (cold)" : ""}`);
     model = await loadModel({ ...opts, model: folder, tokenizer: undefined, config: undefined });
     loadMs.push(model.loadMs);
-    const phases = Object.entries(model.phases).map(([k, v]) => `${k} ${v.toFixed(0)}`);
+    const phases = Object.entries(model.phases ?? {}).map(([k, v]) => `${k} ${v.toFixed(0)}`);
     console.error(
       `bench: loaded in ${model.loadMs.toFixed(0)} ms (${model.backend.name}; ready after ms: ${
         phases.join(", ")
@@ -313,7 +313,7 @@ export const benchCommand: Command = {
         load_warm_ms: round(median(cold ? timing.loadMs.slice(1) : timing.loadMs)),
         loads_ms: timing.loadMs.map((x) => round(x)),
         load_phases_ms: Object.fromEntries(
-          Object.entries(model.phases).map(([k, v]) => [k, round(v)]),
+          Object.entries(model.phases ?? {}).map(([k, v]) => [k, round(v)]),
         ),
         read_bytes: timing.read.bytes,
         read_cold_ms: timing.read.coldMs === null ? null : round(timing.read.coldMs),

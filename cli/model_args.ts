@@ -181,7 +181,7 @@ export interface LoadedModel {
    * Milliseconds from the start of the load until each part was ready: `tokenizer`, and per graph
    * for the ONNX backend (they overlap: the parts load at the same time).
    */
-  readonly phases: Readonly<Record<string, number>>;
+  readonly phases?: Readonly<Record<string, number>>;
 }
 
 /**
