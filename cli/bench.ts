@@ -8,12 +8,22 @@
 import process from "node:process";
 import { join } from "node:path";
 import sharp from "sharp";
+import { openModelDir, pickPrecision } from "../lib/backend/model_dir.ts";
 import { isFailure, runJobs } from "../lib/generate/pipeline.ts";
 import { UsageError } from "../lib/errors.ts";
 import { buildPrompt } from "../lib/prompt/build.ts";
 import { captionPrefix } from "../lib/prompt/tasks.ts";
 import { type Command, intFlag, parseFlags, stringFlag } from "./command.ts";
-import { loadModel, MODEL_ENV, MODEL_FLAG_SPEC, parseModelArgs } from "./model_args.ts";
+import {
+  type LoadedModel,
+  loadModel,
+  MODEL_ENV,
+  MODEL_FLAG_SPEC,
+  type ModelArgs,
+  modelFolder,
+  parseModelArgs,
+} from "./model_args.ts";
+import { evictFromPageCache, modelFiles, readFiles } from "./page_cache.ts";
 import { writeOut } from "./stdout.ts";
 
 /** Default of `--tokens`. */
@@ -28,7 +38,8 @@ Loads a converted model (or a checkpoint, converted into the model cache on firs
 --runs times after --warmup untimed runs, and reports the median, min and max of each
 stage: preprocess (image load and resize), vision (encoder), prefill, time to first token
 (preprocess + vision + prefill), decode time and decode tokens/s (tokens after the first), plus
-load time and the process's peak resident memory. Progress goes to stderr.
+load time (cold and warm, beside the time to just read the files the load reads) and the
+process's peak resident memory. Progress goes to stderr.
 
 Options:
   DIR, --model DIR     converted ONNX model folder, or an HF folder or big_vision .npz to run
@@ -45,12 +56,19 @@ Options:
   --tokens N           tokens generated per run, at least 2 (default ${DEFAULT_TOKENS})
   --runs N             timed runs (default ${DEFAULT_RUNS})
   --warmup N           untimed runs first (default 1)
+  --loads N            load the model N times (released in between; default 1) and report the
+                       median of the warm loads (every load after the first, or the only one)
+  --cold               drop the model's files from the page cache first (posix_fadvise, no root
+                       needed; Linux) and report the first load as the cold load, the time to
+                       read the files cold and warm beside it; with --loads 1 a second (warm)
+                       load is made anyway
   --json               one JSON object on stdout instead of the table
 
 Examples:
   pg bench ~/models/pg2-224 --dtype q8
   pg bench ~/models/paligemma2-3b-mix-224 --dtype q8
-  pg bench --model ~/models/pg2-224 --tokens 128 --runs 5 --json >> bench.ndjson`;
+  pg bench --model ~/models/pg2-224 --tokens 128 --runs 5 --json >> bench.ndjson
+  pg bench ~/models/pg2-224 --dtype q4 --cold --loads 3`;
 
 /** Milliseconds of one timed run. */
 interface RunTimes {
@@ -94,6 +112,72 @@ async function greyImage(dir: string, size: number): Promise<string> {
   return path;
 }
 
+/** Loads of one bench: each load's milliseconds (the first cold with --cold), the last model. */
+interface LoadTimes {
+  readonly loadMs: number[];
+  readonly read: { bytes: number; coldMs: number | null; warmMs: number };
+  readonly model: LoadedModel;
+}
+
+/**
+ * Reads the files the load reads (cold first with `cold`: dropped from the page cache), then loads
+ * the model `loads` times (the first after dropping the files again with `cold`), releasing every
+ * model but the last.
+ */
+async function timeLoads(
+  folder: string,
+  opts: ModelArgs,
+  loads: number,
+  cold: boolean,
+): Promise<LoadTimes> {
+  const dir = await openModelDir(folder);
+  const files = modelFiles(dir, pickPrecision(dir, opts.dtype));
+  let coldMs: number | null = null;
+  if (cold) {
+    evictFromPageCache(files);
+    coldMs = (await readFiles(files)).ms;
+  }
+  const warm = await readFiles(files);
+  console.error(
+    `bench: reading the ${files.length} files the load reads (${
+      (warm.bytes / 1e9).toFixed(2)
+    } GB): ` +
+      (coldMs === null ? "" : `${coldMs.toFixed(0)} ms cold, `) + `${warm.ms.toFixed(0)} ms warm`,
+  );
+  if (cold) evictFromPageCache(files);
+  const loadMs: number[] = [];
+  let model: LoadedModel | undefined;
+  for (let i = 0; i < loads; i++) {
+    if (model !== undefined) await model.backend.release();
+    console.error(`bench: loading ${opts.model}${cold && i === 0 ? " (cold)" : ""}`);
+    model = await loadModel({ ...opts, model: folder, tokenizer: undefined, config: undefined });
+    loadMs.push(model.loadMs);
+    const phases = Object.entries(model.phases ?? {}).map(([k, v]) => `${k} ${v.toFixed(0)}`);
+    console.error(
+      `bench: loaded in ${model.loadMs.toFixed(0)} ms (${model.backend.name}; ready after ms: ${
+        phases.join(", ")
+      })`,
+    );
+  }
+  return { loadMs, read: { bytes: warm.bytes, coldMs, warmMs: warm.ms }, model: model! };
+}
+
+/** The load lines of the human-readable report. */
+function loadRows(report: Record<string, unknown>): string[] {
+  const ms = (k: string) => `${(report[k] as number).toFixed(0)} ms`;
+  const read = `read ${((report.read_bytes as number) / 1e9).toFixed(2)} GB`;
+  const rows = [];
+  if (report.load_cold_ms !== null) {
+    rows.push(`load cold    ${ms("load_cold_ms")} (${read} cold: ${ms("read_cold_ms")})`);
+  }
+  rows.push(
+    `load warm    ${ms("load_warm_ms")} (${read} warm: ${ms("read_warm_ms")}; median of ${
+      (report.loads_ms as number[]).length - (report.load_cold_ms !== null ? 1 : 0)
+    })`,
+  );
+  return rows;
+}
+
 /** The human-readable report. */
 function table(report: Record<string, unknown>, runs: readonly RunTimes[]): string {
   const rows: string[] = [
@@ -103,7 +187,7 @@ function table(report: Record<string, unknown>, runs: readonly RunTimes[]): stri
     ` (${report.image_tokens} image tokens)`,
     `generated    ${report.tokens} tokens per run, ${runs.length} runs` +
     ` after ${report.warmup} warm-up`,
-    `load         ${(report.load_ms as number).toFixed(1)} ms`,
+    ...loadRows(report),
     "",
     `${"".padEnd(18)}${"median".padStart(10)}${"min".padStart(10)}${"max".padStart(10)}`,
   ];
@@ -144,6 +228,8 @@ export const benchCommand: Command = {
       tokens: { type: "string" },
       runs: { type: "string" },
       warmup: { type: "string" },
+      loads: { type: "string" },
+      cold: { type: "boolean" },
       json: { type: "boolean" },
     });
     if (values.help) {
@@ -162,6 +248,8 @@ export const benchCommand: Command = {
     const tokens = intFlag(values, "tokens", DEFAULT_TOKENS, 2, 1 << 16);
     const runs = intFlag(values, "runs", DEFAULT_RUNS, 1, 10_000);
     const warmup = intFlag(values, "warmup", 1, 0, 10_000);
+    const cold = values.cold === true;
+    const loads = Math.max(intFlag(values, "loads", 1, 1, 1000), cold ? 2 : 1);
     const prompt = stringFlag(values, "prompt") ?? captionPrefix("en");
     const imageFlag = stringFlag(values, "image");
 
@@ -170,10 +258,10 @@ export const benchCommand: Command = {
     const timer = setInterval(sample, 20);
     const tmp = imageFlag === undefined ? await Deno.makeTempDir({ prefix: "pg-bench-" }) : "";
     try {
-      console.error(`bench: loading ${opts.model}`);
-      const model = await loadModel(opts);
+      const folder = await modelFolder(opts);
+      const timing = await timeLoads(folder, opts, loads, cold);
+      const model = timing.model;
       sample();
-      console.error(`bench: loaded in ${model.loadMs.toFixed(0)} ms (${model.backend.name})`);
       const cfg = model.backend.config;
       const image = imageFlag ?? await greyImage(tmp, cfg.vision.imageSize);
       const promptTokens = buildPrompt(model.tokenizer, cfg.numImageTokens, prompt).inputIds.length;
@@ -222,7 +310,16 @@ export const benchCommand: Command = {
         tokens,
         runs,
         warmup,
-        load_ms: round(model.loadMs),
+        load_ms: round(timing.loadMs[0]),
+        load_cold_ms: cold ? round(timing.loadMs[0]) : null,
+        load_warm_ms: round(median(cold ? timing.loadMs.slice(1) : timing.loadMs)),
+        loads_ms: timing.loadMs.map((x) => round(x)),
+        load_phases_ms: Object.fromEntries(
+          Object.entries(model.phases ?? {}).map(([k, v]) => [k, round(v)]),
+        ),
+        read_bytes: timing.read.bytes,
+        read_cold_ms: timing.read.coldMs === null ? null : round(timing.read.coldMs),
+        read_warm_ms: round(timing.read.warmMs),
         preprocess_ms: stat("preprocess"),
         vision_ms: stat("vision"),
         prefill_ms: stat("prefill"),

@@ -206,6 +206,11 @@ export interface LoadedModel {
   readonly tokenizer: Tokenizer;
   /** Milliseconds spent loading. */
   readonly loadMs: number;
+  /**
+   * Milliseconds from the start of the load until each part was ready: `tokenizer`, and per graph
+   * for the ONNX backend (they overlap: the parts load at the same time).
+   */
+  readonly phases?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -250,13 +255,31 @@ export async function loadModel(args: ModelArgs): Promise<LoadedModel> {
   const folder = await modelFolder(args);
   const t = performance.now();
   const dir = await openModelDir(folder);
-  const tokenizer = await loadTokenizer(dir.tokenizer);
-  const backend = await OnnxBackend.load(dir, {
+  // The backend starts its worker sessions first; the tokenizer is built meanwhile.
+  const loading = OnnxBackend.load(dir, {
     dtype: args.dtype,
     threads: args.threads,
     verbose: Deno.env.get("PG_DEBUG") === "1",
   });
-  return { dir, backend, tokenizer, loadMs: performance.now() - t };
+  let tokenizerMs = 0;
+  const [tokenizer, backend] = await Promise.allSettled([
+    loadTokenizer(dir.tokenizer).then((tok) => {
+      tokenizerMs = performance.now() - t;
+      return tok;
+    }),
+    loading,
+  ]);
+  if (tokenizer.status === "rejected") {
+    if (backend.status === "fulfilled") await backend.value.release();
+    throw tokenizer.reason;
+  }
+  if (backend.status === "rejected") throw backend.reason;
+  const be = backend.value;
+  const phases = {
+    tokenizer: tokenizerMs,
+    ...(be instanceof OnnxBackend ? be.loadPhases : {}),
+  };
+  return { dir, backend: be, tokenizer: tokenizer.value, loadMs: performance.now() - t, phases };
 }
 
 /**

@@ -64,6 +64,28 @@ Deno.test("bench CLI: JSON report on the tiny model, table, exit codes", () =>
     }
     assert.match(r.stderr, /bench: run 2\/2/);
 
+    assert.equal(o.load_cold_ms, null, "no cold load without --cold");
+    assert.equal(o.load_warm_ms, o.load_ms);
+    assert.ok(o.read_bytes > 0 && o.read_warm_ms > 0 && o.read_cold_ms === null);
+
+    // --cold: files read cold and warm, a cold load, then warm loads (median).
+    const c = await pg(
+      ["bench", model, "--tokens", "2", "--runs", "1", "--warmup", "0", "--cold", "--loads", "3"],
+    );
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /^load cold\s+\d+ ms \(read [\d.]+ GB cold: \d+ ms\)$/m);
+    assert.match(c.stdout, /^load warm\s+\d+ ms \(read [\d.]+ GB warm: \d+ ms; median of 2\)$/m);
+    assert.match(c.stderr, /bench: loading .* \(cold\)/);
+    const cj = await pg(
+      ["bench", model, "--tokens", "2", "--runs", "1", "--warmup", "0", "--cold", "--json"],
+    );
+    assert.equal(cj.code, 0, cj.stderr);
+    const co = JSON.parse(cj.stdout);
+    assert.equal(co.loads_ms.length, 2, "--cold makes a warm load too");
+    assert.equal(co.load_cold_ms, co.loads_ms[0]);
+    assert.equal(co.load_warm_ms, co.loads_ms[1]);
+    assert.ok(co.read_cold_ms > 0 && co.read_warm_ms > 0);
+
     const plain = await pg(["bench", "--model", model, "--tokens", "3", "--runs", "1"]);
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stdout, /^first token \(ms\)\s+[\d.]+\s+[\d.]+\s+[\d.]+$/m);
@@ -74,6 +96,7 @@ Deno.test("bench CLI: JSON report on the tiny model, table, exit codes", () =>
       [["bench", "--model", model, "--tokens", "1"], 2, /--tokens expects .* from 2/],
       [["bench", "--model", model, "--tokens", "x"], 2, /--tokens/],
       [["bench", "--model", model, "--runs", "0"], 2, /--runs/],
+      [["bench", "--model", model, "--loads", "0"], 2, /--loads/],
       [["bench", "--model", model, "--bogus"], 2, /bogus/],
       [["bench"], 2, /--model DIR is required/],
       [["bench", "--model", model, "--dtype", "q4"], 3, /has no q4 graphs/],

@@ -6,6 +6,7 @@
  */
 
 import * as ort from "onnxruntime-node";
+import { basename, dirname, join } from "node:path";
 import { ROPE_POSITIONS } from "../convert/decoder_graph.ts";
 import { InputError } from "../errors.ts";
 import type { PaliGemmaConfig } from "../model/config.ts";
@@ -14,6 +15,7 @@ import { CpuPickBackend } from "./cpu_pick.ts";
 import type { Precision } from "../model/precision.ts";
 import { type GraphName, type ModelDir, pickPrecision } from "./model_dir.ts";
 import { OutdatedGraph } from "./model_errors.ts";
+import { openLocalSession, openWorkerSession, type SessionHandle } from "./onnx_session.ts";
 
 /** Options of `OnnxBackend.load`. */
 export interface OnnxBackendOptions {
@@ -23,6 +25,31 @@ export interface OnnxBackendOptions {
   readonly threads?: number;
   /** Let ONNX Runtime print its own warnings (default: only fatal errors, which are thrown too). */
   readonly verbose?: boolean;
+  /**
+   * Create and run the vision encoder and the decoder each in a worker thread of its own, so that
+   * their creation (pre-packing their weights, seconds each at full size) runs at the same time as
+   * each other and as this thread (default: when the decoder's files hold over
+   * `WORKER_MIN_BYTES`).
+   */
+  readonly workers?: boolean;
+}
+
+/** Graph files (with their external data) at least this large get worker sessions by default. */
+export const WORKER_MIN_BYTES = 256 * 1024 * 1024;
+
+/** Bytes of a graph file plus the external data files beside it that share its name. */
+function graphBytes(path: string): number {
+  const dir = dirname(path);
+  const name = basename(path);
+  let total = 0;
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      if (e.isFile && e.name.startsWith(name)) total += Deno.statSync(join(dir, e.name)).size;
+    }
+  } catch {
+    return 0; // unreadable here: the session's own open reports it
+  }
+  return total;
 }
 
 /** The cache of this backend: `past_key_values.*` feeds by name. */
@@ -54,14 +81,19 @@ export class OnnxBackend extends CpuPickBackend {
   /** Positions the converted decoder's RoPE tables cover (1-based, so one less than their rows). */
   readonly contextLength = ROPE_POSITIONS - 1;
   private readonly layers: number;
+  /**
+   * Milliseconds from the start of `load` until each graph's session was ready (worker sessions
+   * are created at the same time, so these overlap).
+   */
+  loadPhases: Readonly<Record<string, number>> = {};
 
   private constructor(
     readonly name: string,
     readonly config: PaliGemmaConfig,
     readonly dtype: Precision,
-    private readonly vision: ort.InferenceSession,
-    private readonly embed: ort.InferenceSession,
-    private readonly decoder: ort.InferenceSession,
+    private readonly vision: SessionHandle,
+    private readonly embed: SessionHandle,
+    private readonly decoder: SessionHandle,
   ) {
     super();
     this.layers = config.text.numLayers;
@@ -98,29 +130,59 @@ export class OnnxBackend extends CpuPickBackend {
       intraOpNumThreads: 1,
       extra: { session: { intra_op: { allow_spinning: "0" } } },
     };
-    const open = async (g: GraphName) => {
+    const workers = opts.workers ??
+      graphBytes(dir.graph("decoder_model_merged", dtype)) >= WORKER_MIN_BYTES;
+    const open = async (g: GraphName, inWorker: boolean) => {
       const path = dir.graph(g, dtype);
+      const o = g === "embed_tokens" ? single : options;
       try {
-        return await ort.InferenceSession.create(path, g === "embed_tokens" ? single : options);
+        return await (inWorker
+          ? openWorkerSession(path, o, ort.env.logLevel)
+          : openLocalSession(path, o));
       } catch (err) {
         const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
         throw new InputError(`${path}: ONNX Runtime cannot load it (${why})`);
       }
     };
-    const [vision, embed, decoder] = await Promise.all([
-      open("vision_encoder"),
-      open("embed_tokens"),
-      open("decoder_model_merged"),
-    ]);
-    const threads = opts.threads ? `${opts.threads} threads` : "default threads";
-    return new OnnxBackend(
-      `onnx (${dtype}, ${threads})`,
-      dir.config,
-      dtype,
-      vision,
-      embed,
-      decoder,
+    // Worker sessions are started first: they are created while this thread creates the
+    // embedding session (and whatever the caller does next, such as building the tokenizer).
+    const t0 = performance.now();
+    const phases: Record<string, number> = {};
+    const timed = async (g: GraphName, inWorker: boolean) => {
+      const s = await open(g, inWorker);
+      phases[g] = performance.now() - t0;
+      return s;
+    };
+    const opening = [
+      timed("decoder_model_merged", workers),
+      timed("vision_encoder", workers),
+      timed("embed_tokens", false),
+    ];
+    const settled = await Promise.allSettled(opening);
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed !== undefined) {
+      await Promise.all(settled.map((r) => r.status === "fulfilled" ? r.value.release() : null));
+      throw failed.reason;
+    }
+    const [decoder, vision, embed] = settled.map((r) =>
+      (r as PromiseFulfilledResult<SessionHandle>).value
     );
+    const threads = opts.threads ? `${opts.threads} threads` : "default threads";
+    try {
+      const be = new OnnxBackend(
+        `onnx (${dtype}, ${threads}${workers ? ", worker sessions" : ""})`,
+        dir.config,
+        dtype,
+        vision,
+        embed,
+        decoder,
+      );
+      be.loadPhases = phases;
+      return be;
+    } catch (err) {
+      await Promise.all([vision.release(), embed.release(), decoder.release()]);
+      throw err;
+    }
   }
 
   /** Runs `vision_encoder`: pixel_values [B,3,S,S] → image_features [B,N,D]. */
@@ -192,13 +254,17 @@ export class OnnxBackend extends CpuPickBackend {
     if (mask.length !== b * total || positions.length !== b * s) {
       throw new RangeError(`decoder: mask or positions do not match ${b} rows of ${total}`);
     }
-    const r = await this.decoder.run({
+    const feedsIn: Record<string, ort.Tensor> = {
       inputs_embeds: new ort.Tensor("float32", embeds, [b, s, this.config.text.hiddenSize]),
       attention_mask: int64(mask, [b, total]),
       position_ids: int64(positions, [b, s]),
       num_logits_to_keep: new ort.Tensor("int64", BigInt64Array.of(BigInt(keep)), []),
       ...cache.feeds,
-    });
+    };
+    // Every feed is this backend's own (the cache is consumed by this step): a worker session may
+    // take their buffers instead of copying them.
+    const consumed = new Set(Object.values(feedsIn));
+    const r = await this.decoder.run(feedsIn, consumed);
     const feeds: Record<string, ort.Tensor> = {};
     for (let i = 0; i < this.layers; i++) {
       feeds[`past_key_values.${i}.key`] = r[`present.${i}.key`];

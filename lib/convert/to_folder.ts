@@ -7,6 +7,7 @@
  * @module
  */
 
+import { writeTokenizerCacheBeside } from "../tokenizer/load.ts";
 import * as fs from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
 import type { CheckpointFormat } from "../checkpoint/open.ts";
@@ -158,6 +159,12 @@ export async function convertToFolder(
       const { copied, filled } = await copyTokenizer(dir, tmp, copy);
       if (copied === 0) log(`warning: no tokenizer files in ${dir}`);
       else if (filled) log("tokenizer.json written from tokenizer.model");
+    }
+    if (fs.existsSync(join(tmp, "tokenizer.json"))) {
+      // A pre-built tokenizer beside the JSON: loads in a tenth of the time (lib/tokenizer/cache.ts).
+      if (await writeTokenizerCacheBeside(join(tmp, "tokenizer.json")).catch(() => false)) {
+        log("tokenizer.pgcache written (the tokenizer pre-built for fast loading)");
+      }
     }
     if (vae) await writeVqvaeInto(vae, tmp);
     await opts.beforeCommit?.(tmp);

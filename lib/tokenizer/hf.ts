@@ -55,13 +55,16 @@ export class HuggingFaceTokenizer implements Tokenizer {
   readonly #cleanUp: boolean;
   #imageAdded = false;
 
-  /** Builds the tokenizer from parsed JSON; `path` names the file in errors. */
-  constructor(json: JsonObject, config: JsonObject, path: string) {
+  /**
+   * Builds the tokenizer from parsed JSON (or takes `built`, the library's tokenizer of that JSON
+   * already built, e.g. from a tokenizer cache); `path` names the file in errors.
+   */
+  constructor(json: JsonObject, config: JsonObject, path: string, built?: HfTokenizer) {
     if (!isRecord(json.model) || typeof json.model.type !== "string") {
       throw new InputError(`${path}: not a tokenizer.json (no "model" with a "type")`);
     }
     try {
-      this.#tok = new HfTokenizer(json, config);
+      this.#tok = built ?? new HfTokenizer(json, config);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       throw new InputError(`${path}: cannot build the tokenizer (${why})`);

@@ -3,7 +3,14 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { cacheFolder } from "../convert/cache_entries.ts";
+import {
+  buildTokenizerCache,
+  readTokenizerCache,
+  TOKENIZER_CACHE,
+  type TokenizerSource,
+} from "./cache.ts";
 import { describeFsError, InputError } from "../errors.ts";
 import { HuggingFaceTokenizer, type JsonObject } from "./hf.ts";
 import { SentencePieceTokenizer } from "./sentencepiece.ts";
@@ -46,14 +53,120 @@ async function readJsonObject(path: string, what: string): Promise<JsonObject> {
   return value as JsonObject;
 }
 
-/** Loads a `tokenizer.json` and, when present beside it, its `tokenizer_config.json`. */
-export async function loadHuggingFaceTokenizer(path: string): Promise<HuggingFaceTokenizer> {
+/** Size and modification time (ms) of a file, or null when it does not exist. */
+async function fileStamp(path: string): Promise<[number, number] | null> {
+  try {
+    const st = await Deno.stat(path);
+    return st.isFile ? [st.size, st.mtime?.getTime() ?? 0] : null;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw describeFsError(err, path);
+  }
+}
+
+/** Where the cache of `path` goes in the user's cache: one file per tokenizer.json path. */
+async function userCachePath(path: string): Promise<string | undefined> {
+  let root: string;
+  try {
+    root = cacheFolder((name) => Deno.env.get(name));
+  } catch {
+    return undefined;
+  }
+  const real = await Deno.realPath(path).catch(() => resolve(path));
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(real));
+  const hex = Array.from(
+    new Uint8Array(digest).subarray(0, 12),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+  return join(root, TOKENIZER_CACHE_DIR, `${hex}.pgcache`);
+}
+
+/** Folder of the model cache (dot-named: not an entry) holding caches of tokenizers elsewhere. */
+export const TOKENIZER_CACHE_DIR = ".tokenizers";
+
+/** A tokenizer.json at least this large gets a cache in the user's cache on its first load. */
+export const USER_CACHE_MIN_BYTES = 1 << 20;
+
+async function readCache(
+  cachePath: string | undefined,
+  source: TokenizerSource,
+  path: string,
+): Promise<HuggingFaceTokenizer | null> {
+  if (cachePath === undefined) return null;
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(cachePath);
+  } catch {
+    return null;
+  }
+  try {
+    const hit = readTokenizerCache(bytes, source);
+    return hit === null ? null : new HuggingFaceTokenizer(hit.json, hit.config, path, hit.tok);
+  } catch {
+    return null; // a cache that does not build is ignored: the JSON is the truth
+  }
+}
+
+/** Writes `bytes` to `path` through a temporary name (best effort: a cache is optional). */
+async function writeCacheFile(path: string, bytes: Uint8Array): Promise<boolean> {
+  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  try {
+    await Deno.mkdir(dirname(path), { recursive: true });
+    await Deno.writeFile(tmp, bytes);
+    await Deno.rename(tmp, path);
+    return true;
+  } catch {
+    await Deno.remove(tmp).catch(() => {});
+    return false;
+  }
+}
+
+async function tokenizerSource(path: string): Promise<TokenizerSource> {
+  const json = await fileStamp(path);
+  if (json === null) throw describeFsError(new Deno.errors.NotFound(), path);
+  return { json, config: await fileStamp(join(dirname(path), "tokenizer_config.json")) };
+}
+
+/**
+ * Writes `tokenizer.pgcache` beside a `tokenizer.json` (as `convert` does); returns false when the
+ * tokenizer does not fit a cache or the file cannot be written.
+ */
+export async function writeTokenizerCacheBeside(path: string): Promise<boolean> {
+  const source = await tokenizerSource(path);
   const json = await readJsonObject(path, "tokenizer.json");
   const configPath = join(dirname(path), "tokenizer_config.json");
-  const config = await exists(configPath)
-    ? await readJsonObject(configPath, "tokenizer_config.json")
-    : {};
-  return new HuggingFaceTokenizer(json, config, path);
+  const config = source.config === null
+    ? {}
+    : await readJsonObject(configPath, "tokenizer_config.json");
+  const bytes = buildTokenizerCache(json, config, source);
+  return bytes !== null && await writeCacheFile(join(dirname(path), TOKENIZER_CACHE), bytes);
+}
+
+/**
+ * Loads a `tokenizer.json` and, when present beside it, its `tokenizer_config.json`: from the
+ * pre-built cache beside it (`tokenizer.pgcache`, written by `convert`) or in the user's model cache
+ * when one was built from these very files, else from the JSON (then, for a large tokenizer, the
+ * cache is written to the user's model cache for the next load).
+ */
+export async function loadHuggingFaceTokenizer(path: string): Promise<HuggingFaceTokenizer> {
+  const source = await tokenizerSource(path);
+  const beside = await readCache(join(dirname(path), TOKENIZER_CACHE), source, path);
+  if (beside !== null) return beside;
+  const userCache = source.json[0] >= USER_CACHE_MIN_BYTES ? await userCachePath(path) : undefined;
+  const cached = await readCache(userCache, source, path);
+  if (cached !== null) return cached;
+  const json = await readJsonObject(path, "tokenizer.json");
+  const configPath = join(dirname(path), "tokenizer_config.json");
+  const config = source.config === null
+    ? {}
+    : await readJsonObject(configPath, "tokenizer_config.json");
+  const tok = new HuggingFaceTokenizer(json, config, path);
+  if (userCache !== undefined) {
+    const bytes = buildTokenizerCache(json, config, source);
+    if (bytes !== null) await writeCacheFile(userCache, bytes);
+  }
+  return tok;
 }
 
 /** Loads a SentencePiece `tokenizer.model`. */

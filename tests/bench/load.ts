@@ -227,7 +227,7 @@ async function child(dir: string, dtype: Precision, spec: string, threads: numbe
     const m = await loadModel(args);
     const ms = performance.now() - t;
     await m.backend.release();
-    return { ms, loadMs: m.loadMs };
+    return { ms, loadMs: m.loadMs, ...m.phases };
   }
   if (spec === "transformersjs") {
     // transformers.js 4 on the same folder: processor (tokenizer) and the three sessions.
