@@ -119,7 +119,7 @@ export class WebGpuBackend implements Backend {
     const need: [keyof GPUSupportedLimits, number][] = [
       ["maxComputeInvocationsPerWorkgroup", 256],
       ["maxComputeWorkgroupSizeX", 256],
-      ["maxStorageBuffersPerShaderStage", 5],
+      ["maxStorageBuffersPerShaderStage", 8],
       ["maxComputeWorkgroupStorageSize", 4096],
     ];
     for (const [k, n] of need) {

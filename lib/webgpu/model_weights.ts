@@ -14,10 +14,11 @@ import { InputError } from "../errors.ts";
 import { isTied, type PaliGemmaConfig } from "../model/config.ts";
 import { LM_HEAD, PROJECTOR_PREFIX, TEXT_PREFIX, VISION_PREFIX } from "../model/names.ts";
 import type { GpuRunner, GpuTensor } from "./runner.ts";
+import { f32Weight, type GpuWeight } from "./weights.ts";
 
 /** Rows [row0, row0 + rows) of a matrix, and of its bias when it has one. */
 export interface MatrixChunk {
-  readonly w: GpuTensor;
+  readonly w: GpuWeight;
   readonly bias?: GpuTensor;
   readonly row0: number;
   readonly rows: number;
@@ -159,7 +160,7 @@ export async function uploadWeights(
     for (let row0 = 0; row0 < n; row0 += step) {
       const rows = Math.min(step, n - row0);
       chunks.push({
-        w: r.tensor(w.subarray(row0 * k, (row0 + rows) * k), `${name} rows ${row0}+${rows}`),
+        w: f32Weight(r, w.subarray(row0 * k, (row0 + rows) * k), rows, k),
         ...(b ? { bias: r.tensor(b.subarray(row0, row0 + rows), `${name}.bias`) } : {}),
         row0,
         rows,
