@@ -14,17 +14,8 @@
 
 import type { PaliGemmaConfig } from "../model/config.ts";
 import type { Matrix, ModelWeights } from "./model_weights.ts";
-import {
-  add,
-  attention,
-  embedding,
-  geluMul,
-  kvAppend,
-  layernorm,
-  rmsnorm,
-  rope,
-  scale,
-} from "./ops.ts";
+import { add, attention, geluMul, kvAppend, layernorm, rmsnorm, rope, scale } from "./ops.ts";
+import { embedRows } from "./ops_embed.ts";
 import { flashAttention, flashScratchLengths, flashSplits } from "./ops_flash.ts";
 import { gemm, type GemmPrecision } from "./ops_gemm.ts";
 import { type FusedNorm, gemv } from "./ops_gemv.ts";
@@ -241,14 +232,7 @@ export class GpuPaliGemma {
     });
     for (const [ci, c] of e.chunks.entries()) {
       const target = ci === 0 ? out : this.#buffer("gather_part", rows * d);
-      await embedding(r, {
-        table: c.w.data,
-        ids: idBufs[ci],
-        out: target,
-        rows,
-        dim: d,
-        vocab: c.rows,
-      });
+      await embedRows(r, { table: c.w, ids: idBufs[ci], out: target, rows });
       if (ci > 0) {
         const sum = this.#buffer("gather_sum", rows * d);
         await add(r, { a: out, b: target, out: sum, n: rows * d });
