@@ -1,9 +1,11 @@
 /**
  * The WebGPU backend (Deno's `navigator.gpu`, our WGSL kernels in `kernels/`): weights straight
- * from a checkpoint's canonical tensors, the KV cache preallocated on the device, greedy choice on
- * the device (kernels/pick_greedy.wgsl: only ids and probabilities are read back). Sampling with
- * temperature / top-k / top-p reads the last position's logits back and picks with
- * lib/backend/cpu_pick.ts (the same code as the ONNX backend) until device sampling kernels land.
+ * from a checkpoint's canonical tensors in their stored precision (lib/webgpu/model_weights.ts),
+ * the KV cache preallocated on the device, GEMV / GEMM / FlashAttention (lib/webgpu/model.ts),
+ * and the token choice on the device (kernels/sample.wgsl: greedy, or temperature / top-k / top-p
+ * from the rows' seeded uniform draws, with the grammar bitmask): only ids, flags and
+ * probabilities are read back; a row whose candidates overflow the kernel is picked on the CPU
+ * (lib/backend/cpu_pick.ts, the ONNX backend's code).
  * @module
  */
 
@@ -17,6 +19,9 @@ import { type GpuKvCache, GpuPaliGemma } from "../webgpu/model.ts";
 import { checkModelFits, uploadWeights } from "../webgpu/model_weights.ts";
 import { pickGreedy, splitPicks } from "../webgpu/pick_ops.ts";
 import { GpuRunner, type GpuTensor } from "../webgpu/runner.ts";
+import { type GemmPrecision, gemmTile } from "../webgpu/ops_gemm.ts";
+import { hasShaderF16, isSoftwareAdapter, workgroupSize } from "../webgpu/variants.ts";
+import type { GpuWeightFormat } from "../webgpu/weights.ts";
 import type {
   Backend,
   DecodeInput,
@@ -49,6 +54,23 @@ export interface WebGpuBackendOptions {
   readonly stored?: string;
   /** Caps the bytes one weight buffer may hold below the adapter's limits (tests the chunking). */
   readonly maxBufferBytes?: number;
+  /**
+   * The GEMM's inner-loop arithmetic: "auto" (default: f16 where the adapter has shader-f16 and
+   * the weights are stored below f32, else f32), or forced; "f16-logic" runs the f16 kernel's
+   * code with f32 types (tests it on adapters without shader-f16).
+   */
+  readonly arithmetic?: "auto" | GemmPrecision;
+}
+
+/** The GEMM arithmetic for `formats` of stored weights on a device with or without shader-f16. */
+export function chooseArithmetic(
+  asked: "auto" | GemmPrecision,
+  shaderF16: boolean,
+  formats: Iterable<GpuWeightFormat>,
+): GemmPrecision {
+  if (asked !== "auto") return asked;
+  // f32 checkpoints keep f32 arithmetic (their parity is 1e-3 of float32 references).
+  return shaderF16 && [...formats].some((f) => f !== "f32") ? "f16" : "f32";
 }
 
 /** This backend's cache handle: the device cache plus the per-batch step buffers. */
@@ -97,6 +119,7 @@ export class WebGpuBackend implements Backend {
     private readonly runner: GpuRunner,
     private readonly model: GpuPaliGemma,
     stored: string,
+    readonly storage: ReadonlyMap<GpuWeightFormat, number>,
   ) {
     this.vocabSize = config.text.vocabSize;
     this.dtype = stored;
@@ -136,21 +159,29 @@ export class WebGpuBackend implements Backend {
     const runner = new GpuRunner(await requestGpuDevice(adapter));
     try {
       const weights = await uploadWeights(runner, src, limits);
-      const model = new GpuPaliGemma(runner, src.config, weights);
+      const f16 = hasShaderF16(runner);
+      const arithmetic = chooseArithmetic(opts.arithmetic ?? "auto", f16, weights.formats.keys());
+      if (arithmetic === "f16" && !f16) {
+        throw new InputError("WebGPU: f16 arithmetic needs the adapter's shader-f16 feature");
+      }
+      const model = new GpuPaliGemma(runner, src.config, weights, arithmetic);
       const info = adapter.info;
       const what = info.description || info.device || info.vendor || "unknown adapter";
-      const f16 = adapter.features.has("shader-f16");
       const gb = (weights.bytes / 2 ** 30).toFixed(2);
       const stored = opts.stored ?? "fp32";
-      const as = stored === "fp32" ? "fp32" : `${stored} weights as fp32`;
-      const name = `webgpu (${as}, ${what})`;
+      const storage = [...weights.formats].map(([f, n]) => `${n} ${f}`).join(", ");
+      const name = `webgpu (${stored}, ${what})`;
+      const tile = gemmTile(runner);
       opts.log?.(
-        `webgpu: ${what}; ${as}: f32 storage and arithmetic (shader-f16 ${
-          f16 ? "available, not used yet: the kernels are f32" : "not available"
-        }); ${gb} GiB of weights; maxStorageBufferBindingSize ` +
+        `webgpu: ${what}${isSoftwareAdapter(runner) ? " (software adapter)" : ""}; ${stored}: ` +
+          `matrices stored as ${storage}; GEMM arithmetic ${arithmetic} (shader-f16 ${
+            f16 ? "available" : "not available"
+          }); GEMV ${workgroupSize(runner, 256)} threads, GEMM tile ${4 * tile.ty}×${
+            4 * tile.tx
+          }×${tile.tk}; ${gb} GiB of weights; maxStorageBufferBindingSize ` +
           `${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`,
       );
-      return new WebGpuBackend(name, src.config, runner, model, stored);
+      return new WebGpuBackend(name, src.config, runner, model, stored, weights.formats);
     } catch (err) {
       runner.destroy();
       throw err;

@@ -399,17 +399,34 @@ for (const model of ["pg1-tiny", "pg2-tiny"]) {
             });
             return { err, agree: agree / total };
           };
-          const gpu = await measure(
-            await WebGpuBackend.load(openOnnxWeights(md, p), { stored: p }),
-          );
+          const be = await WebGpuBackend.load(openOnnxWeights(md, p), { stored: p });
+          // The folder's matrices stay in their stored precision on the device.
+          const storage = [...be.storage].map(([f, n]) => `${n} ${f}`).join(", ");
+          const want = p === "fp32" ? "f32" : p === "fp16" ? "f16" : p;
+          if (!be.storage.has(want as "f32")) failures.push(`${p}: stored as ${storage}`);
+          if (p === "fp16" && be.storage.size !== 1) failures.push(`fp16: stored as ${storage}`);
+          const gpu = await measure(be);
           const ort = await measure(await OnnxBackend.load(md, { dtype: p, threads: 1 }));
           console.log(
-            `  ${model} ${p}: webgpu max rel err ${(gpu.err * 100).toFixed(3)}% top-1 ` +
-              `${(gpu.agree * 100).toFixed(1)}%; onnx ${(ort.err * 100).toFixed(3)}% ` +
+            `  ${model} ${p} (${storage}): webgpu max rel err ${(gpu.err * 100).toFixed(3)}% ` +
+              `top-1 ${(gpu.agree * 100).toFixed(1)}%; onnx ${(ort.err * 100).toFixed(3)}% ` +
               `${(ort.agree * 100).toFixed(1)}% (limits ${limit * 100}%, ${minAgree * 100}%)`,
           );
           if (gpu.err >= limit) failures.push(`${p} rel err ${gpu.err} above ${limit}`);
           if (gpu.agree < minAgree) failures.push(`${p} top-1 agreement ${gpu.agree}`);
+          if (p === "fp16") {
+            // The f16-arithmetic GEMM's code path (f32 types where the adapter lacks
+            // shader-f16, as llvmpipe does): the same bounds.
+            const logic = await measure(
+              await WebGpuBackend.load(openOnnxWeights(md, p), {
+                stored: p,
+                arithmetic: "f16-logic",
+              }),
+            );
+            console.log(`  ${model} fp16, f16-logic GEMM: max rel err ${logic.err}`);
+            if (logic.err >= limit) failures.push(`f16-logic rel err ${logic.err}`);
+            if (logic.agree < minAgree) failures.push(`f16-logic agreement ${logic.agree}`);
+          }
         }
         assert.deepEqual(failures, []);
       }),
