@@ -17,7 +17,13 @@ import type { PaliGemmaConfig } from "../model/config.ts";
 import { findGpuAdapter, requestGpuDevice } from "../webgpu/device.ts";
 import { type GpuKvCache, GpuPaliGemma } from "../webgpu/model.ts";
 import { checkModelFits, uploadWeights } from "../webgpu/model_weights.ts";
-import { pickGreedy, splitPicks } from "../webgpu/pick_ops.ts";
+import {
+  decodeSamples,
+  SAMPLE_NONE_ALLOWED,
+  SAMPLE_OVERFLOW,
+  sampleScratchLength,
+  sampleTokens,
+} from "../webgpu/ops_sample.ts";
 import { GpuRunner, type GpuTensor } from "../webgpu/runner.ts";
 import { type GemmPrecision, gemmTile } from "../webgpu/ops_gemm.ts";
 import { hasShaderF16, isSoftwareAdapter, workgroupSize } from "../webgpu/variants.ts";
@@ -93,8 +99,13 @@ class WebGpuCache implements KvCache {
 interface StepBuffers {
   readonly positions: GpuTensor;
   readonly logits: GpuTensor;
+  /** u32 [B, ceil(V / 32)] grammar bitmask of the step. */
   readonly bits: GpuTensor;
-  /** Picked ids then their probabilities (kernels/pick_greedy.wgsl). */
+  /** f32 [B] uniform draws of the step (sampling). */
+  readonly uniforms: GpuTensor;
+  /** Scratch of kernels/sample.wgsl. */
+  readonly scratch: GpuTensor;
+  /** u32 [B, 4] picks: token, probability bits, flags, candidates (ops_sample.ts). */
   readonly picks: GpuTensor;
 }
 
@@ -110,6 +121,8 @@ export class WebGpuBackend implements Backend {
   /** Image features still on the device, by the object handed out. */
   readonly #features = new WeakMap<ImageFeatures, GpuTensor>();
   #released = false;
+  /** Rows whose token the device kernel handed to the CPU (SAMPLE_OVERFLOW / none allowed). */
+  cpuPickedRows = 0;
   /** The batch being generated: one at a time; a new prefill frees the previous one. */
   #live: WebGpuCache | null = null;
 
@@ -217,7 +230,9 @@ export class WebGpuBackend implements Backend {
       positions: r.zeros(b, "step_positions"),
       logits: r.zeros(b * this.vocabSize, "step_logits"),
       bits: r.zeros(b * bitmaskWords(this.vocabSize), "step_bits"),
-      picks: r.zeros(2 * b, "step_picks"),
+      uniforms: r.zeros(b, "step_uniforms"),
+      scratch: r.zeros(sampleScratchLength(r, b, this.vocabSize), "step_sample_scratch"),
+      picks: r.zeros(4 * b, "step_picks"),
     };
   }
 
@@ -286,15 +301,19 @@ export class WebGpuBackend implements Backend {
     return grown;
   }
 
-  /** Picks each row's token from `logits` [b, V] on the device (greedy) or on the CPU (sampling). */
-  async #pick(logits: GpuTensor, cache: WebGpuCache, pick: TokenPick): Promise<PickedStep> {
-    const b = cache.batchSize;
+  /**
+   * Uploads what the device's token choice needs (grammar bitmask, uniform draws) before the
+   * step is recorded, so writing them does not split the step's submission; returns whether a
+   * mask applies.
+   */
+  #stagePick(step: StepBuffers, b: number, pick: TokenPick): boolean {
     const v = this.vocabSize;
     if (isSampling(pick.sampling)) {
-      const host = await this.runner.read(logits, b * v);
-      return { ...pickFromLogits(host, b, v, pick), cache };
+      if (!pick.draws || pick.draws.length < b) {
+        throw new RangeError(`pick: sampling needs ${b} uniform draws`);
+      }
+      this.runner.write(step.uniforms, Float32Array.from(pick.draws.subarray(0, b)));
     }
-    const step = cache.step;
     const masked = pick.allowed?.some((m) => m !== null) ?? false;
     if (masked) {
       const words = bitmaskWords(v);
@@ -306,22 +325,60 @@ export class WebGpuBackend implements Backend {
       }
       this.runner.write(step.bits, all);
     }
-    await pickGreedy(this.runner, {
-      x: logits,
-      bits: masked ? step.bits : undefined,
-      out: step.picks,
+    return masked;
+  }
+
+  /**
+   * Picks each row's token from `logits` [b, V] on the device (kernels/sample.wgsl); a row the
+   * kernel flags (candidates over its capacity, or no allowed id) is picked on the CPU from its
+   * logits, as the ONNX backend picks.
+   */
+  async #pick(
+    logits: GpuTensor,
+    cache: WebGpuCache,
+    pick: TokenPick,
+    masked: boolean,
+  ): Promise<PickedStep> {
+    const b = cache.batchSize;
+    const v = this.vocabSize;
+    const step = cache.step;
+    await sampleTokens(this.runner, {
+      logits,
       rows: b,
-      n: v,
+      vocab: v,
+      out: step.picks,
+      scratch: step.scratch,
+      sampling: pick.sampling,
+      uniforms: isSampling(pick.sampling) ? step.uniforms : undefined,
+      mask: masked ? step.bits : undefined,
     });
-    const { ids, probs } = splitPicks(await this.runner.readU32(step.picks, 2 * b), b);
-    return { tokens: ids, probs: pick.withProbs ? Float64Array.from(probs) : null, cache };
+    const got = decodeSamples(await this.runner.readU32(step.picks, 4 * b), b);
+    const tokens = Int32Array.from(got, (g) => g.token);
+    const probs = pick.withProbs ? Float64Array.from(got, (g) => g.prob) : null;
+    const cpu = got.flatMap((g, r) => g.flags & (SAMPLE_OVERFLOW | SAMPLE_NONE_ALLOWED) ? [r] : []);
+    if (cpu.length > 0) {
+      this.cpuPickedRows += cpu.length;
+      const host = await this.runner.read(logits, b * v);
+      for (const r of cpu) {
+        const one = pickFromLogits(host.subarray(r * v, (r + 1) * v), 1, v, {
+          sampling: pick.sampling,
+          draws: pick.draws ? Float64Array.of(pick.draws[r]) : undefined,
+          allowed: pick.allowed ? [pick.allowed[r]] : undefined,
+          withProbs: pick.withProbs,
+        });
+        tokens[r] = one.tokens[0];
+        if (probs && one.probs) probs[r] = one.probs[0];
+      }
+    }
+    return { tokens, probs, cache };
   }
 
   /** Prefill over a left-padded batch, then the choice of each row's first token. */
   async prefill(input: PrefillInput, pick: TokenPick): Promise<PickedStep> {
     const out = await this.#prefill(input, 1);
     try {
-      return await this.#pick(out.logits, out.cache, pick);
+      const masked = this.#stagePick(out.cache.step, input.batchSize, pick);
+      return await this.#pick(out.logits, out.cache, pick, masked);
     } finally {
       out.logits.buffer.destroy();
     }
@@ -329,8 +386,11 @@ export class WebGpuBackend implements Backend {
 
   /** One decode step, then the choice of each row's next token. */
   async decode(input: DecodeInput, pick: TokenPick): Promise<PickedStep> {
+    const given = input.cache;
+    if (!(given instanceof WebGpuCache)) throw new TypeError("decode: cache from another backend");
+    const masked = this.#stagePick(given.step, given.batchSize, pick);
     const cache = await this.#decode(input);
-    return await this.#pick(cache.step.logits, cache, pick);
+    return await this.#pick(cache.step.logits, cache, pick, masked);
   }
 
   /** Prefill returning the last `logitsToKeep` positions' logits (0 = all). */

@@ -33,6 +33,7 @@ import {
 import { runPg } from "../../helpers/cli.ts";
 import { findGpuAdapter } from "../../../lib/webgpu/device.ts";
 import { GpuRunner } from "../../../lib/webgpu/runner.ts";
+import { samplePlan } from "../../../lib/webgpu/ops_sample.ts";
 import { WebGpuMaskDecoder } from "../../../lib/vqvae/webgpu.ts";
 import { loadVqvaeWeights } from "../../../lib/vqvae/weights.ts";
 
@@ -226,43 +227,52 @@ for (const [model, source] of SOURCES) {
   );
 }
 
-gpuTest(
-  "webgpu pg1-tiny: seeded top-k/top-p sampling gives the ONNX backend's tokens",
-  () =>
-    withTempDir(async (dir) => {
-      await convertFixture("pg1-tiny", "hf", dir);
-      const md = await openModelDir(dir);
-      const tok = await loadTokenizer(md.tokenizer);
-      const cases = await fixtureCases("pg1-tiny");
-      const jobs = cases.slice(0, 3).map((c) => ({ image: c.image, prompt: c.prompt }));
-      const opts = {
-        batchSize: 2,
-        maxTokens: 12,
-        eosIds: [],
-        sampling: { temperature: 0.8, topK: 40, topP: 0.9 },
-        seed: 11,
-        withProbs: true,
-      };
-      const run = async (be: Backend) => {
-        const out: { tokens: number[]; probs: number[] }[] = [];
-        try {
-          for await (const r of runJobs(be, tok, jobs, opts)) {
-            if (isFailure(r)) throw r.error;
-            out.push({ tokens: r.tokens, probs: r.probs });
+// top-k 40 fits the device kernel's candidate capacity (64 on llvmpipe, 1024 on GPUs); top-k
+// 200 overflows it on llvmpipe, so those rows take the CPU fallback there.
+for (const topK of [40, 200]) {
+  gpuTest(
+    `webgpu pg1-tiny: seeded top-k ${topK}/top-p sampling gives the ONNX backend's tokens`,
+    () =>
+      withTempDir(async (dir) => {
+        await convertFixture("pg1-tiny", "hf", dir);
+        const md = await openModelDir(dir);
+        const tok = await loadTokenizer(md.tokenizer);
+        const cases = await fixtureCases("pg1-tiny");
+        const jobs = cases.slice(0, 3).map((c) => ({ image: c.image, prompt: c.prompt }));
+        const opts = {
+          batchSize: 2,
+          maxTokens: 12,
+          eosIds: [],
+          sampling: { temperature: 0.8, topK, topP: 0.9 },
+          seed: 11,
+          withProbs: true,
+        };
+        const run = async (be: Backend) => {
+          const out: { tokens: number[]; probs: number[] }[] = [];
+          try {
+            for await (const r of runJobs(be, tok, jobs, opts)) {
+              if (isFailure(r)) throw r.error;
+              out.push({ tokens: r.tokens, probs: r.probs });
+            }
+          } finally {
+            await be.release();
           }
-        } finally {
-          await be.release();
-        }
-        return out;
-      };
-      const onnx = await run(await OnnxBackend.load(md, { threads: 1 }));
-      const gpu = await run(await loadGpu("pg1-tiny", "hf"));
-      onnx.forEach((o, i) => {
-        assert.deepEqual(gpu[i].tokens, o.tokens, `job ${i} tokens`);
-        assert.ok(relErr(gpu[i].probs, o.probs) < 1e-4, `job ${i} probabilities`);
-      });
-    }),
-);
+          return out;
+        };
+        const onnx = await run(await OnnxBackend.load(md, { threads: 1 }));
+        const gbe = await loadGpu("pg1-tiny", "hf");
+        const cap = samplePlan(gbe.gpu).cap;
+        const gpu = await run(gbe);
+        console.log(`  rows picked on the CPU: ${gbe.cpuPickedRows} (device capacity ${cap})`);
+        if (topK <= cap) assert.equal(gbe.cpuPickedRows, 0, "all rows picked on the device");
+        else assert.ok(gbe.cpuPickedRows > 0, "overflowing rows picked on the CPU");
+        onnx.forEach((o, i) => {
+          assert.deepEqual(gpu[i].tokens, o.tokens, `job ${i} tokens`);
+          assert.ok(relErr(gpu[i].probs, o.probs) < 1e-4, `job ${i} probabilities`);
+        });
+      }),
+  );
+}
 
 /** The JSON lines of a pg run, timings removed and scores rounded to 5 significant digits. */
 function comparable(stdout: string): unknown[] {
