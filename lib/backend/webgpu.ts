@@ -66,6 +66,8 @@ export interface WebGpuBackendOptions {
    * code with f32 types (tests it on adapters without shader-f16).
    */
   readonly arithmetic?: "auto" | GemmPrecision;
+  /** Key ranges of decode attention (split-KV); default: chosen from the cache length. */
+  readonly splitKv?: number;
 }
 
 /** The GEMM arithmetic for `formats` of stored weights on a device with or without shader-f16. */
@@ -178,6 +180,7 @@ export class WebGpuBackend implements Backend {
         throw new InputError("WebGPU: f16 arithmetic needs the adapter's shader-f16 feature");
       }
       const model = new GpuPaliGemma(runner, src.config, weights, arithmetic);
+      model.splitKv = opts.splitKv ?? 0;
       const info = adapter.info;
       const what = info.description || info.device || info.vendor || "unknown adapter";
       const gb = (weights.bytes / 2 ** 30).toFixed(2);

@@ -127,6 +127,8 @@ class Scratch {
 export class GpuPaliGemma {
   readonly #scratch = new Map<number, Scratch>();
   readonly #sqrtD: number;
+  /** Key ranges of a decode step's split-KV attention (0: `flashSplits` decides; tests, tuning). */
+  splitKv = 0;
   /** Growable scratch buffers by purpose (reallocated only to grow). */
   readonly #grow = new Map<string, GpuTensor>();
 
@@ -444,7 +446,9 @@ export class GpuPaliGemma {
     const keys = past + s;
     const g = t.numHeads / t.numKvHeads;
     // Split-KV for decode over a long cache (few workgroups otherwise).
-    const splits = s === 1 && flash ? flashSplits(keys, b * t.numKvHeads * Math.ceil(g / 8)) : 1;
+    const splits = s !== 1 || !flash
+      ? 1
+      : Math.min(this.splitKv || flashSplits(keys, b * t.numKvHeads * Math.ceil(g / 8)), keys);
     const lens = flashScratchLengths(splits, b, t.numHeads, s, hd);
     const scratch = splits > 1
       ? { part: this.#buffer("flash_part", lens.part), ml: this.#buffer("flash_ml", lens.ml) }
