@@ -135,6 +135,8 @@ export class WebGpuBackend implements Backend {
     private readonly model: GpuPaliGemma,
     stored: string,
     readonly storage: ReadonlyMap<GpuWeightFormat, number>,
+    /** Bytes of weights on the device. */
+    readonly weightBytes: number,
   ) {
     this.vocabSize = config.text.vocabSize;
     this.dtype = stored;
@@ -197,7 +199,15 @@ export class WebGpuBackend implements Backend {
           }×${tile.tk}; ${gb} GiB of weights; maxStorageBufferBindingSize ` +
           `${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`,
       );
-      return new WebGpuBackend(name, src.config, runner, model, stored, weights.formats);
+      return new WebGpuBackend(
+        name,
+        src.config,
+        runner,
+        model,
+        stored,
+        weights.formats,
+        weights.bytes,
+      );
     } catch (err) {
       runner.destroy();
       throw err;
