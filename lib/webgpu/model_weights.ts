@@ -2,8 +2,9 @@
  * PaliGemma's weights on a WebGPU device, uploaded from a checkpoint's canonical tensors
  * (lib/convert/source.ts: HF folder, big_vision `.npz` or a converted folder's initializers) in
  * their stored precision: Linear weights stored as F16 or BF16 go up as f16 (BF16 rounded to
- * f16, kept f32 when a value is beyond f16's range), a converted folder's fp16 weights as f16 and
- * its q8/q4 MatMulNBits blocks as they are (lib/webgpu/weights.ts), everything else as f32.
+ * f16, kept f32 when a value is beyond f16's range), a converted folder's fp16 weights (and its
+ * float32 weights that are f16 values exactly) as f16 and its q8/q4 MatMulNBits blocks as they
+ * are (lib/webgpu/weights.ts), everything else as f32.
  * Weight matrices larger than the adapter's binding limits are split into chunks of whole rows
  * (`Matrix`), each in its own buffer, so a large vocabulary's table fits adapters whose
  * `maxStorageBufferBindingSize` is below its size; a model is refused (naming the tensor and the
@@ -106,10 +107,18 @@ export async function hostMatrix(
   n: number,
   k: number,
 ): Promise<HostMatrix> {
-  const stored = (src as Partial<OnnxWeightsSource>).storedMatrices?.get(name)?.();
+  const matrices = (src as Partial<OnnxWeightsSource>).storedMatrices;
+  const stored = matrices?.get(name)?.();
   if (stored && (stored.format !== "f16" || k % 2 === 0)) return stored;
   const ref = tensorRef(src, name, [n, k]);
   const values = toFloat32(await ref.read(), ref.dtype);
+  // A converted folder's float32 weights that hold f16 values exactly (the q8/q4 folders'
+  // "fp16-as-fp32" vision tower) go up as f16: the same values at half the memory.
+  if (matrices && k % 2 === 0) {
+    const halves = fromFloat32(values, "F16");
+    const back = toFloat32(halves, "F16");
+    if (back.every((x, i) => x === values[i])) return { format: "f16", halves };
+  }
   if ((ref.dtype === "F16" || ref.dtype === "BF16") && k % 2 === 0) {
     let most = 0;
     for (let i = 0; i < values.length; i++) most = Math.max(most, Math.abs(values[i]));
