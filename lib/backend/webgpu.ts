@@ -68,6 +68,11 @@ export interface WebGpuBackendOptions {
   readonly arithmetic?: "auto" | GemmPrecision;
   /** Key ranges of decode attention (split-KV); default: chosen from the cache length. */
   readonly splitKv?: number;
+  /**
+   * KV cache storage: "auto" (default: f16 when the weights are stored below f32, else f32),
+   * or forced.
+   */
+  readonly kvCache?: "auto" | "f32" | "f16";
 }
 
 /** The GEMM arithmetic for `formats` of stored weights on a device with or without shader-f16. */
@@ -183,6 +188,10 @@ export class WebGpuBackend implements Backend {
       }
       const model = new GpuPaliGemma(runner, src.config, weights, arithmetic);
       model.splitKv = opts.splitKv ?? 0;
+      const reduced = [...weights.formats.keys()].some((f) => f !== "f32");
+      const kv = opts.kvCache ?? "auto";
+      model.kvF16 = (kv === "auto" ? reduced : kv === "f16") &&
+        src.config.text.headDim % 2 === 0;
       const info = adapter.info;
       const what = info.description || info.device || info.vendor || "unknown adapter";
       const gb = (weights.bytes / 2 ** 30).toFixed(2);
@@ -194,7 +203,9 @@ export class WebGpuBackend implements Backend {
         `webgpu: ${what}${isSoftwareAdapter(runner) ? " (software adapter)" : ""}; ${stored}: ` +
           `matrices stored as ${storage}; GEMM arithmetic ${arithmetic} (shader-f16 ${
             f16 ? "available" : "not available"
-          }); GEMV ${workgroupSize(runner, 256)} threads, GEMM tile ${4 * tile.ty}×${
+          }); KV cache ${model.kvF16 ? "f16" : "f32"}; GEMV ${
+            workgroupSize(runner, 256)
+          } threads, GEMM tile ${4 * tile.ty}×${
             4 * tile.tx
           }×${tile.tk}; ${gb} GiB of weights; maxStorageBufferBindingSize ` +
           `${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`,

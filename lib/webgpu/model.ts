@@ -16,7 +16,7 @@ import type { PaliGemmaConfig } from "../model/config.ts";
 import type { Matrix, ModelWeights } from "./model_weights.ts";
 import { add, attention, geluMul, kvAppend, layernorm, rmsnorm, rope, scale } from "./ops.ts";
 import { embedRows } from "./ops_embed.ts";
-import { flashAttention, flashScratchLengths, flashSplits } from "./ops_flash.ts";
+import { flashAttention, flashScratchLengths, flashSplits, kvAppendF16 } from "./ops_flash.ts";
 import { gemm, type GemmPrecision } from "./ops_gemm.ts";
 import { type FusedNorm, gemv } from "./ops_gemv.ts";
 import type { GpuRunner, GpuTensor } from "./runner.ts";
@@ -80,6 +80,8 @@ export class GpuKvCache {
     readonly values: GpuTensor[],
     mask: GpuTensor,
     rows: GpuTensor,
+    /** Keys and values stored as IEEE halves, two per u32 (kvAppendF16), else f32. */
+    readonly kvF16 = false,
   ) {
     this.mask = mask;
     this.rows = rows;
@@ -129,6 +131,11 @@ export class GpuPaliGemma {
   readonly #sqrtD: number;
   /** Key ranges of a decode step's split-KV attention (0: `flashSplits` decides; tests, tuning). */
   splitKv = 0;
+  /**
+   * New caches hold keys and values as f16 (half the memory and the decode's KV reads; needs an
+   * even head size and left-padded masks, FlashAttention's key ranges).
+   */
+  kvF16 = false;
   /** Growable scratch buffers by purpose (reallocated only to grow). */
   readonly #grow = new Map<string, GpuTensor>();
 
@@ -387,7 +394,8 @@ export class GpuPaliGemma {
   /** A cache for `b` rows holding up to `capacity` positions. */
   newCache(b: number, capacity: number): GpuKvCache {
     const t = this.cfg.text;
-    const per = b * t.numKvHeads * capacity * t.headDim;
+    const f16 = this.kvF16 && t.headDim % 2 === 0;
+    const per = (b * t.numKvHeads * capacity * t.headDim) / (f16 ? 2 : 1);
     const keys: GpuTensor[] = [];
     const values: GpuTensor[] = [];
     for (let i = 0; i < t.numLayers; i++) {
@@ -395,16 +403,20 @@ export class GpuPaliGemma {
       values.push(this.r.zeros(per, `v${i}`));
     }
     const mask = this.r.zeros(b * capacity, "mask");
-    return new GpuKvCache(b, capacity, keys, values, mask, this.r.zeros(2 * b, "key_ranges"));
+    const rows = this.r.zeros(2 * b, "key_ranges");
+    return new GpuKvCache(b, capacity, keys, values, mask, rows, f16);
   }
 
   /** A copy of `c` with room for `capacity` positions (the old cache is destroyed). */
   async grow(c: GpuKvCache, capacity: number): Promise<GpuKvCache> {
     const t = this.cfg.text;
     const next = this.newCache(c.batchSize, capacity);
-    const rowOld = c.capacity * t.headDim;
-    const rowNew = capacity * t.headDim;
-    const used = c.length * t.headDim;
+    if (next.kvF16 !== c.kvF16) throw new RangeError("grow: the KV format changed");
+    // Elements per word: halves are packed two per u32 (capacity·headDim is even).
+    const per = c.kvF16 ? 2 : 1;
+    const rowOld = (c.capacity * t.headDim) / per;
+    const rowNew = (capacity * t.headDim) / per;
+    const used = (c.length * t.headDim) / per;
     for (let i = 0; i < t.numLayers; i++) {
       for (let bh = 0; bh < c.batchSize * t.numKvHeads; bh++) {
         this.r.copy(c.keys[i], bh * rowOld, next.keys[i], bh * rowNew, used);
@@ -469,8 +481,9 @@ export class GpuPaliGemma {
         past,
         capacity: cache.capacity,
       };
-      await kvAppend(r, { src: sc.k, cache: cache.keys[i], ...kv });
-      await kvAppend(r, { src: sc.v, cache: cache.values[i], ...kv });
+      const append = cache.kvF16 ? kvAppendF16 : kvAppend;
+      await append(r, { src: sc.k, cache: cache.keys[i], ...kv });
+      await append(r, { src: sc.v, cache: cache.values[i], ...kv });
       const att = {
         q: sc.q,
         k: cache.keys[i],
@@ -487,7 +500,9 @@ export class GpuPaliGemma {
         softcap: t.attnLogitSoftcap ?? 0,
       };
       if (flash) {
-        await flashAttention(r, { ...att, rows: cache.rows, splits, scratch });
+        await flashAttention(r, { ...att, rows: cache.rows, splits, scratch, kvF16: cache.kvF16 });
+      } else if (cache.kvF16) {
+        throw new RangeError("an f16 KV cache needs left-padded attention masks");
       } else {
         await attention(r, { ...att, mask: cache.mask, maskStride: total });
       }

@@ -278,18 +278,58 @@ for (const topK of [40, 200]) {
   );
 }
 
-gpuTest("webgpu pg2-tiny: split-KV decode (3 key ranges) gives HF's greedy tokens", async () => {
-  // Decode attention in 3 key ranges merged by attn_combine (long caches pick splits by
-  // themselves; the fixtures' caches are too short for that).
-  const be = await loadGpu("pg2-tiny", "hf", { splitKv: 3 });
-  try {
-    const cases = await fixtureCases("pg2-tiny");
-    const batched = await greedy(be, cases);
-    cases.forEach((c, i) => assert.deepEqual(batched[i], c.greedy, `case ${i}, split-KV`));
-  } finally {
-    await be.release();
-  }
-});
+for (const kvCache of ["f32", "f16"] as const) {
+  gpuTest(
+    `webgpu pg2-tiny: split-KV decode (3 key ranges), ${kvCache} KV cache, gives HF's greedy tokens`,
+    async () => {
+      // Decode attention in 3 key ranges merged by attn_combine (long caches pick splits by
+      // themselves; the fixtures' caches are too short for that), over an f32 or f16 cache.
+      const be = await loadGpu("pg2-tiny", "hf", { splitKv: 3, kvCache });
+      try {
+        const cases = await fixtureCases("pg2-tiny");
+        const batched = await greedy(be, cases);
+        cases.forEach((c, i) => assert.deepEqual(batched[i], c.greedy, `case ${i}, split-KV`));
+      } finally {
+        await be.release();
+      }
+    },
+  );
+}
+
+for (const kvCache of ["f32", "f16"] as const) {
+  gpuTest(`webgpu pg1-tiny: a ${kvCache} KV cache grown mid-decode keeps HF's tokens`, async () => {
+    const be = await loadGpu("pg1-tiny", "hf", { kvCache });
+    try {
+      const [c] = await fixtureCases("pg1-tiny");
+      const n = c.ids.length;
+      const r = row(c.ids);
+      const pick = { sampling: { temperature: 0, topK: 0, topP: 1 } };
+      // Room for one decoded position: the second decode step grows the cache.
+      let out = await be.prefill({
+        batchSize: 1,
+        length: n,
+        inputIds: c.ids,
+        attentionMask: r.attentionMask,
+        positionIds: r.positionIds,
+        image: await be.encodeImages(c.pixels, 1),
+        reserve: 1,
+      }, pick);
+      const tokens = [out.tokens[0]];
+      for (let step = 0; step < 5; step++) {
+        out = await be.decode({
+          cache: out.cache,
+          tokens: Int32Array.of(out.tokens[0]),
+          positionIds: Int32Array.of(n + step + 1),
+          attentionMask: new Int32Array(n + step + 1).fill(1),
+        }, pick);
+        tokens.push(out.tokens[0]);
+      }
+      assert.deepEqual(tokens, c.greedy.slice(0, 6));
+    } finally {
+      await be.release();
+    }
+  });
+}
 
 /** The JSON lines of a pg run, timings removed and scores rounded to 5 significant digits. */
 function comparable(stdout: string): unknown[] {
