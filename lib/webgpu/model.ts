@@ -14,7 +14,7 @@
 
 import type { PaliGemmaConfig } from "../model/config.ts";
 import type { Matrix, ModelWeights } from "./model_weights.ts";
-import { add, attention, geluMul, kvAppend, layernorm, rmsnorm, rope, scale } from "./ops.ts";
+import { add, attention, gelu, geluMul, kvAppend, layernorm, rmsnorm, rope, scale } from "./ops.ts";
 import { embedRows } from "./ops_embed.ts";
 import { flashAttention, flashScratchLengths, flashSplits, kvAppendF16 } from "./ops_flash.ts";
 import { gemm, type GemmPrecision } from "./ops_gemm.ts";
@@ -155,7 +155,12 @@ export class GpuPaliGemma {
   #buffer(key: string, length: number): GpuTensor {
     const have = this.#grow.get(key);
     if (have && have.length >= length) return have;
-    have?.buffer.destroy();
+    if (have) {
+      // Recorded work may still use the old buffer: submit it first (a destroyed buffer's
+      // submitted uses complete; unsubmitted ones would fail).
+      this.r.flush();
+      have.buffer.destroy();
+    }
     const t = this.r.zeros(Math.max(length, 2 * (have?.length ?? 0)), key);
     this.#grow.set(key, t);
     return t;
@@ -172,14 +177,23 @@ export class GpuPaliGemma {
       await this.#product(a, w.chunks[0].w, w.chunks[0].bias, out, m, f);
       return;
     }
-    if (f.residual || f.glu || f.gelu) throw new RangeError("#mm: fusion over row chunks");
+    // Chunks write their columns of the whole product; the epilogues then run as their own ops.
+    const epilogue = f.residual !== undefined || f.glu === true || f.gelu === true;
+    const full = epilogue ? this.#buffer("chunk_full", m * w.n) : out;
     let most = 0;
     for (const c of w.chunks) most = Math.max(most, c.rows);
     const tmp = this.#buffer("chunk_out", m * most);
     for (const c of w.chunks) {
       await this.#product(a, c.w, c.bias, tmp, m, { norm: f.norm });
-      for (let i = 0; i < m; i++) r.copy(tmp, i * c.rows, out, i * w.n + c.row0, c.rows);
+      for (let i = 0; i < m; i++) r.copy(tmp, i * c.rows, full, i * w.n + c.row0, c.rows);
     }
+    if (!epilogue) return;
+    const cols = f.glu ? w.n / 2 : w.n;
+    const act = f.residual ? this.#buffer("chunk_act", m * cols) : out;
+    if (f.glu) await geluMul(r, { gate: full, out: act, rows: m, cols });
+    else if (f.gelu) await gelu(r, { x: full, out: act, n: m * cols });
+    else r.copy(full, 0, act, 0, m * cols);
+    if (f.residual) await add(r, { a: act, b: f.residual, out, n: m * cols });
   }
 
   /** One weight's product (see `#mm`). */
@@ -331,9 +345,7 @@ export class GpuPaliGemma {
     const att = buf(rows * dv, "vattn");
     const f = buf(rows * v.intermediateSize, "vf");
     let x2 = buf(rows * dv, "vx2");
-    const patchW: GpuWeight = { format: "f32", data: this.w.patchW, n: dv, k: kp };
-    const precision = this.precision;
-    await gemm(r, { a: pt, w: patchW, bias: this.w.patchB, out: emb, m: rows, precision });
+    await this.#mm(pt, this.w.patch, emb, rows);
     await add(r, { a: emb, b: this.w.posEmb, out: x, n: rows * dv, nb: n * dv });
     const heads = v.numHeads;
     const hd = dv / heads;

@@ -175,8 +175,8 @@ export interface TextLayerWeights {
 
 /** All of the model's weights on the device. */
 export interface ModelWeights {
-  readonly patchW: GpuTensor;
-  readonly patchB: GpuTensor;
+  /** Patch embedding as a Linear [hidden, 3·p·p] over (channel, y, x) patches, bias included. */
+  readonly patch: Matrix;
   readonly posEmb: GpuTensor;
   readonly vision: readonly VisionLayerWeights[];
   readonly postLnW: GpuTensor;
@@ -241,13 +241,13 @@ export function checkModelFits(cfg: PaliGemmaConfig, limits: BufferLimits): void
     limits,
   );
   checkFits(
-    `${VISION_PREFIX}embeddings.patch_embedding.weight`,
-    v.hiddenSize * 3 * v.patchSize ** 2 * 4,
+    `one row of ${VISION_PREFIX}embeddings.patch_embedding.weight`,
+    3 * v.patchSize ** 2 * 4,
     limits,
   );
 }
 
-/** Uploads every weight of `src` to the runner's device as float32. */
+/** Uploads every weight of `src` to the runner's device (see the module doc for the formats). */
 export async function uploadWeights(
   r: GpuRunner,
   src: ConvertSource,
@@ -344,8 +344,13 @@ export async function uploadWeights(
   const lmHead = isTied(cfg) ? embed : await mat(LM_HEAD.replace(/\.weight$/, ""), t.vocabSize, d);
   const grid = Math.floor(v.imageSize / patch);
   return {
-    patchW: await up(`${V}embeddings.patch_embedding.weight`, [dv, 3, patch, patch]),
-    patchB: await up(`${V}embeddings.patch_embedding.bias`, [dv]),
+    patch: split(
+      `${V}embeddings.patch_embedding`,
+      await hostMatrix(src, `${V}embeddings.patch_embedding.weight`, dv, 3 * patch * patch),
+      dv,
+      3 * patch * patch,
+      (await readF32(src, `${V}embeddings.patch_embedding.bias`, [dv])).data,
+    ),
     posEmb: await up(`${V}embeddings.position_embedding.weight`, [grid * grid, dv]),
     vision,
     postLnW: await up(`${V}post_layernorm.weight`, [dv]),
