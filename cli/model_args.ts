@@ -299,7 +299,7 @@ async function loadWebGpu(args: ModelArgs): Promise<LoadedModel> {
   }
   if (args.dtype !== undefined && args.dtype !== "fp32") {
     throw new UsageError(
-      `--backend webgpu reads a checkpoint's weights as fp32; --dtype ${args.dtype} applies to ` +
+      `--backend webgpu keeps a checkpoint's weights in their stored precision; --dtype ${args.dtype} applies to ` +
         "a converted folder (pg convert --dtype)",
     );
   }

@@ -5,6 +5,9 @@
  * (MatMulNBits layout, lib/convert/quantize.ts) and DynamicQuantizeMatMul columns are dequantized,
  * and the decoder's RMSNorm scales, stored as (1 + w) / input-scaling divisor, become w again (the
  * MLP input scaling stays folded into the gate/up columns, so the product is unchanged).
+ * Beside the float32 view, `storedMatrices` gives the Linear weights in their stored precision
+ * (f16 halves in [out, in] order, or the q8/q4 MatMulNBits blocks as they are), so a device
+ * backend keeps them at the folder's size.
  * @module
  */
 
@@ -20,6 +23,45 @@ import type { Precision } from "../model/precision.ts";
 import { LM_HEAD, PROJECTOR_PREFIX, TEXT_PREFIX, VISION_PREFIX } from "../model/names.ts";
 import { DataType, onnx } from "../onnx/proto.ts";
 import { type GraphName, GRAPHS, type ModelDir } from "./model_dir.ts";
+
+/** A Linear weight [n, k] in its stored precision (HF [out, in] row order). */
+export type StoredMatrix =
+  | {
+    readonly format: "f16";
+    /** n·k little-endian IEEE halves, row-major [n, k]. */
+    readonly halves: Uint8Array;
+  }
+  | {
+    readonly format: "q8" | "q4";
+    /** Codes [n, blocks, blockSize·bits/8] (4-bit: even k in the low nibble). */
+    readonly codes: Uint8Array;
+    /** Scales [n·blocks]. */
+    readonly scales: Float32Array;
+    /** Zero points, absent when symmetric. */
+    readonly zeros?: Uint8Array;
+    /** MatMulNBits nibbles ([n, ceil(blocks/2)]) or one byte per block ([n, blocks]). */
+    readonly zeroLayout: "nibbles" | "bytes";
+    readonly blockSize: number;
+  };
+
+/** A converted folder's canonical tensors plus its Linear weights in stored precision. */
+export interface OnnxWeightsSource extends ConvertSource {
+  /**
+   * Readers of the stored form of Linear weights (canonical `.weight` names) that are not float32;
+   * a weight without an entry is read from `tensors`.
+   */
+  readonly storedMatrices: ReadonlyMap<string, () => StoredMatrix | null>;
+}
+
+/** Transposes [rows, cols] 16-bit values (halves) to [cols, rows]. */
+function transpose16(bytes: Uint8Array, rows: number, cols: number): Uint8Array {
+  const a = new Uint16Array(bytes.buffer, bytes.byteOffset, rows * cols);
+  const out = new Uint16Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  }
+  return new Uint8Array(out.buffer);
+}
 
 /** The fields of an initializer this reader uses. */
 interface Initializer {
@@ -142,8 +184,9 @@ function lazy(name: string, shape: readonly number[], make: () => Float32Array):
  * The canonical weights of `dir`'s graphs at `dtype` (see the module doc); refused with
  * InputError when an expected initializer is missing or of another kind.
  */
-export function openOnnxWeights(dir: ModelDir, dtype: Precision): ConvertSource {
+export function openOnnxWeights(dir: ModelDir, dtype: Precision): OnnxWeightsSource {
   const cfg = dir.config;
+  const matrices = new Map<string, () => StoredMatrix | null>();
   const graphs = new Map<GraphName, GraphWeights>();
   for (const g of GRAPHS) graphs.set(g, readGraph(dir.graph(g, dtype)));
   const tensors = new Map<string, TensorRef>();
@@ -216,6 +259,29 @@ export function openOnnxWeights(dir: ModelDir, dtype: Precision): ConvertSource 
         throw new InputError(`${gw.path}: no initializer for ${stored} (float, .u8, .q8 or .q4)`);
       }),
     );
+    matrices.set(canonical, (): StoredMatrix | null => {
+      const f = find(g, head ? "lm_head.weight" : stored);
+      if (f) {
+        if (f.dataType !== DataType.FLOAT16) return null;
+        const halves = bytesOf(gw, f);
+        return { format: "f16", halves: head ? halves : transpose16(halves, k, n) };
+      }
+      for (const bits of [8, 4] as const) {
+        const q = find(g, `${base}.q${bits}`);
+        if (!q) continue;
+        const [, blocks, blob] = dimsOf(q);
+        const zt = find(g, `${base}.zero_points`);
+        return {
+          format: bits === 8 ? "q8" : "q4",
+          codes: bytesOf(gw, q).subarray(0, n * blocks * blob),
+          scales: floats(gw, need(g, `${base}.scales`)).subarray(0, n * blocks),
+          ...(zt ? { zeros: bytesOf(gw, zt) } : {}),
+          zeroLayout: bits === 4 ? "nibbles" : "bytes",
+          blockSize: (blob * 8) / bits,
+        };
+      }
+      return null;
+    });
   };
 
   // Vision tower and projector: stored under their canonical names, biases as `<weight>.bias`.
@@ -321,6 +387,29 @@ export function openOnnxWeights(dir: ModelDir, dtype: Precision): ConvertSource 
       throw new InputError(`${eg.path}: no initializer for ${EMBED}`);
     }),
   );
+  matrices.set(EMBED, (): StoredMatrix | null => {
+    const f = find("embed_tokens", EMBED);
+    if (f) {
+      return f.dataType === DataType.FLOAT16
+        ? { format: "f16", halves: bytesOf(eg, f).subarray(0, 2 * vocab * d) }
+        : null;
+    }
+    for (const bits of [8, 4] as const) {
+      const q = find("embed_tokens", `${EMBED}.q${bits}`);
+      if (!q) continue;
+      const [, blocks, blob] = dimsOf(q);
+      const zt = find("embed_tokens", `${EMBED}.zero_points`);
+      return {
+        format: bits === 8 ? "q8" : "q4",
+        codes: bytesOf(eg, q).subarray(0, vocab * blocks * blob),
+        scales: floats(eg, need("embed_tokens", `${EMBED}.scales`)).subarray(0, vocab * blocks),
+        ...(zt ? { zeros: bytesOf(eg, zt).subarray(0, vocab * blocks) } : {}),
+        zeroLayout: "bytes",
+        blockSize: (blob * 8) / bits,
+      };
+    }
+    return null;
+  });
   if (!isTied(cfg)) linear("decoder_model_merged", "lm_head.weight", LM_HEAD, vocab, d, true);
-  return { path: dir.path, config: cfg, tensors };
+  return { path: dir.path, config: cfg, tensors, storedMatrices: matrices };
 }

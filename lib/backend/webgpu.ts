@@ -1,9 +1,11 @@
 /**
  * The WebGPU backend (Deno's `navigator.gpu`, our WGSL kernels in `kernels/`): weights straight
- * from a checkpoint's canonical tensors, the KV cache preallocated on the device, greedy choice on
- * the device (kernels/pick_greedy.wgsl: only ids and probabilities are read back). Sampling with
- * temperature / top-k / top-p reads the last position's logits back and picks with
- * lib/backend/cpu_pick.ts (the same code as the ONNX backend) until device sampling kernels land.
+ * from a checkpoint's canonical tensors in their stored precision (lib/webgpu/model_weights.ts),
+ * the KV cache preallocated on the device, GEMV / GEMM / FlashAttention (lib/webgpu/model.ts),
+ * and the token choice on the device (kernels/sample.wgsl: greedy, or temperature / top-k / top-p
+ * from the rows' seeded uniform draws, with the grammar bitmask): only ids, flags and
+ * probabilities are read back; a row whose candidates overflow the kernel is picked on the CPU
+ * (lib/backend/cpu_pick.ts, the ONNX backend's code).
  * @module
  */
 
@@ -15,8 +17,17 @@ import type { PaliGemmaConfig } from "../model/config.ts";
 import { findGpuAdapter, requestGpuDevice } from "../webgpu/device.ts";
 import { type GpuKvCache, GpuPaliGemma } from "../webgpu/model.ts";
 import { checkModelFits, uploadWeights } from "../webgpu/model_weights.ts";
-import { pickGreedy, splitPicks } from "../webgpu/pick_ops.ts";
+import {
+  decodeSamples,
+  SAMPLE_NONE_ALLOWED,
+  SAMPLE_OVERFLOW,
+  sampleScratchLength,
+  sampleTokens,
+} from "../webgpu/ops_sample.ts";
 import { GpuRunner, type GpuTensor } from "../webgpu/runner.ts";
+import { type GemmPrecision, gemmTile } from "../webgpu/ops_gemm.ts";
+import { hasShaderF16, isSoftwareAdapter, workgroupSize } from "../webgpu/variants.ts";
+import type { GpuWeightFormat } from "../webgpu/weights.ts";
 import type {
   Backend,
   DecodeInput,
@@ -49,6 +60,30 @@ export interface WebGpuBackendOptions {
   readonly stored?: string;
   /** Caps the bytes one weight buffer may hold below the adapter's limits (tests the chunking). */
   readonly maxBufferBytes?: number;
+  /**
+   * The GEMM's inner-loop arithmetic: "auto" (default: f16 where the adapter has shader-f16 and
+   * the weights are stored below f32, else f32), or forced; "f16-logic" runs the f16 kernel's
+   * code with f32 types (tests it on adapters without shader-f16).
+   */
+  readonly arithmetic?: "auto" | GemmPrecision;
+  /** Key ranges of decode attention (split-KV); default: chosen from the cache length. */
+  readonly splitKv?: number;
+  /**
+   * KV cache storage: "auto" (default: f16 when the weights are stored below f32, else f32),
+   * or forced.
+   */
+  readonly kvCache?: "auto" | "f32" | "f16";
+}
+
+/** The GEMM arithmetic for `formats` of stored weights on a device with or without shader-f16. */
+export function chooseArithmetic(
+  asked: "auto" | GemmPrecision,
+  shaderF16: boolean,
+  formats: Iterable<GpuWeightFormat>,
+): GemmPrecision {
+  if (asked !== "auto") return asked;
+  // f32 checkpoints keep f32 arithmetic (their parity is 1e-3 of float32 references).
+  return shaderF16 && [...formats].some((f) => f !== "f32") ? "f16" : "f32";
 }
 
 /** This backend's cache handle: the device cache plus the per-batch step buffers. */
@@ -71,8 +106,13 @@ class WebGpuCache implements KvCache {
 interface StepBuffers {
   readonly positions: GpuTensor;
   readonly logits: GpuTensor;
+  /** u32 [B, ceil(V / 32)] grammar bitmask of the step. */
   readonly bits: GpuTensor;
-  /** Picked ids then their probabilities (kernels/pick_greedy.wgsl). */
+  /** f32 [B] uniform draws of the step (sampling). */
+  readonly uniforms: GpuTensor;
+  /** Scratch of kernels/sample.wgsl. */
+  readonly scratch: GpuTensor;
+  /** u32 [B, 4] picks: token, probability bits, flags, candidates (ops_sample.ts). */
   readonly picks: GpuTensor;
 }
 
@@ -88,6 +128,8 @@ export class WebGpuBackend implements Backend {
   /** Image features still on the device, by the object handed out. */
   readonly #features = new WeakMap<ImageFeatures, GpuTensor>();
   #released = false;
+  /** Rows whose token the device kernel handed to the CPU (SAMPLE_OVERFLOW / none allowed). */
+  cpuPickedRows = 0;
   /** The batch being generated: one at a time; a new prefill frees the previous one. */
   #live: WebGpuCache | null = null;
 
@@ -97,6 +139,9 @@ export class WebGpuBackend implements Backend {
     private readonly runner: GpuRunner,
     private readonly model: GpuPaliGemma,
     stored: string,
+    readonly storage: ReadonlyMap<GpuWeightFormat, number>,
+    /** Bytes of weights on the device. */
+    readonly weightBytes: number,
   ) {
     this.vocabSize = config.text.vocabSize;
     this.dtype = stored;
@@ -119,7 +164,7 @@ export class WebGpuBackend implements Backend {
     const need: [keyof GPUSupportedLimits, number][] = [
       ["maxComputeInvocationsPerWorkgroup", 256],
       ["maxComputeWorkgroupSizeX", 256],
-      ["maxStorageBuffersPerShaderStage", 5],
+      ["maxStorageBuffersPerShaderStage", 8],
       ["maxComputeWorkgroupStorageSize", 4096],
     ];
     for (const [k, n] of need) {
@@ -136,21 +181,44 @@ export class WebGpuBackend implements Backend {
     const runner = new GpuRunner(await requestGpuDevice(adapter));
     try {
       const weights = await uploadWeights(runner, src, limits);
-      const model = new GpuPaliGemma(runner, src.config, weights);
+      const f16 = hasShaderF16(runner);
+      const arithmetic = chooseArithmetic(opts.arithmetic ?? "auto", f16, weights.formats.keys());
+      if (arithmetic === "f16" && !f16) {
+        throw new InputError("WebGPU: f16 arithmetic needs the adapter's shader-f16 feature");
+      }
+      const model = new GpuPaliGemma(runner, src.config, weights, arithmetic);
+      model.splitKv = opts.splitKv ?? 0;
+      const reduced = [...weights.formats.keys()].some((f) => f !== "f32");
+      const kv = opts.kvCache ?? "auto";
+      model.kvF16 = (kv === "auto" ? reduced : kv === "f16") &&
+        src.config.text.headDim % 2 === 0;
       const info = adapter.info;
       const what = info.description || info.device || info.vendor || "unknown adapter";
-      const f16 = adapter.features.has("shader-f16");
       const gb = (weights.bytes / 2 ** 30).toFixed(2);
       const stored = opts.stored ?? "fp32";
-      const as = stored === "fp32" ? "fp32" : `${stored} weights as fp32`;
-      const name = `webgpu (${as}, ${what})`;
+      const storage = [...weights.formats].map(([f, n]) => `${n} ${f}`).join(", ");
+      const name = `webgpu (${stored}, ${what})`;
+      const tile = gemmTile(runner);
       opts.log?.(
-        `webgpu: ${what}; ${as}: f32 storage and arithmetic (shader-f16 ${
-          f16 ? "available, not used yet: the kernels are f32" : "not available"
-        }); ${gb} GiB of weights; maxStorageBufferBindingSize ` +
+        `webgpu: ${what}${isSoftwareAdapter(runner) ? " (software adapter)" : ""}; ${stored}: ` +
+          `matrices stored as ${storage}; GEMM arithmetic ${arithmetic} (shader-f16 ${
+            f16 ? "available" : "not available"
+          }); KV cache ${model.kvF16 ? "f16" : "f32"}; GEMV ${
+            workgroupSize(runner, 256)
+          } threads, GEMM tile ${4 * tile.ty}×${
+            4 * tile.tx
+          }×${tile.tk}; ${gb} GiB of weights; maxStorageBufferBindingSize ` +
           `${(lim.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`,
       );
-      return new WebGpuBackend(name, src.config, runner, model, stored);
+      return new WebGpuBackend(
+        name,
+        src.config,
+        runner,
+        model,
+        stored,
+        weights.formats,
+        weights.bytes,
+      );
     } catch (err) {
       runner.destroy();
       throw err;
@@ -186,7 +254,9 @@ export class WebGpuBackend implements Backend {
       positions: r.zeros(b, "step_positions"),
       logits: r.zeros(b * this.vocabSize, "step_logits"),
       bits: r.zeros(b * bitmaskWords(this.vocabSize), "step_bits"),
-      picks: r.zeros(2 * b, "step_picks"),
+      uniforms: r.zeros(b, "step_uniforms"),
+      scratch: r.zeros(sampleScratchLength(r, b, this.vocabSize), "step_sample_scratch"),
+      picks: r.zeros(4 * b, "step_picks"),
     };
   }
 
@@ -255,15 +325,19 @@ export class WebGpuBackend implements Backend {
     return grown;
   }
 
-  /** Picks each row's token from `logits` [b, V] on the device (greedy) or on the CPU (sampling). */
-  async #pick(logits: GpuTensor, cache: WebGpuCache, pick: TokenPick): Promise<PickedStep> {
-    const b = cache.batchSize;
+  /**
+   * Uploads what the device's token choice needs (grammar bitmask, uniform draws) before the
+   * step is recorded, so writing them does not split the step's submission; returns whether a
+   * mask applies.
+   */
+  #stagePick(step: StepBuffers, b: number, pick: TokenPick): boolean {
     const v = this.vocabSize;
     if (isSampling(pick.sampling)) {
-      const host = await this.runner.read(logits, b * v);
-      return { ...pickFromLogits(host, b, v, pick), cache };
+      if (!pick.draws || pick.draws.length < b) {
+        throw new RangeError(`pick: sampling needs ${b} uniform draws`);
+      }
+      this.runner.write(step.uniforms, Float32Array.from(pick.draws.subarray(0, b)));
     }
-    const step = cache.step;
     const masked = pick.allowed?.some((m) => m !== null) ?? false;
     if (masked) {
       const words = bitmaskWords(v);
@@ -275,22 +349,60 @@ export class WebGpuBackend implements Backend {
       }
       this.runner.write(step.bits, all);
     }
-    await pickGreedy(this.runner, {
-      x: logits,
-      bits: masked ? step.bits : undefined,
-      out: step.picks,
+    return masked;
+  }
+
+  /**
+   * Picks each row's token from `logits` [b, V] on the device (kernels/sample.wgsl); a row the
+   * kernel flags (candidates over its capacity, or no allowed id) is picked on the CPU from its
+   * logits, as the ONNX backend picks.
+   */
+  async #pick(
+    logits: GpuTensor,
+    cache: WebGpuCache,
+    pick: TokenPick,
+    masked: boolean,
+  ): Promise<PickedStep> {
+    const b = cache.batchSize;
+    const v = this.vocabSize;
+    const step = cache.step;
+    await sampleTokens(this.runner, {
+      logits,
       rows: b,
-      n: v,
+      vocab: v,
+      out: step.picks,
+      scratch: step.scratch,
+      sampling: pick.sampling,
+      uniforms: isSampling(pick.sampling) ? step.uniforms : undefined,
+      mask: masked ? step.bits : undefined,
     });
-    const { ids, probs } = splitPicks(await this.runner.readU32(step.picks, 2 * b), b);
-    return { tokens: ids, probs: pick.withProbs ? Float64Array.from(probs) : null, cache };
+    const got = decodeSamples(await this.runner.readU32(step.picks, 4 * b), b);
+    const tokens = Int32Array.from(got, (g) => g.token);
+    const probs = pick.withProbs ? Float64Array.from(got, (g) => g.prob) : null;
+    const cpu = got.flatMap((g, r) => g.flags & (SAMPLE_OVERFLOW | SAMPLE_NONE_ALLOWED) ? [r] : []);
+    if (cpu.length > 0) {
+      this.cpuPickedRows += cpu.length;
+      const host = await this.runner.read(logits, b * v);
+      for (const r of cpu) {
+        const one = pickFromLogits(host.subarray(r * v, (r + 1) * v), 1, v, {
+          sampling: pick.sampling,
+          draws: pick.draws ? Float64Array.of(pick.draws[r]) : undefined,
+          allowed: pick.allowed ? [pick.allowed[r]] : undefined,
+          withProbs: pick.withProbs,
+        });
+        tokens[r] = one.tokens[0];
+        if (probs && one.probs) probs[r] = one.probs[0];
+      }
+    }
+    return { tokens, probs, cache };
   }
 
   /** Prefill over a left-padded batch, then the choice of each row's first token. */
   async prefill(input: PrefillInput, pick: TokenPick): Promise<PickedStep> {
     const out = await this.#prefill(input, 1);
     try {
-      return await this.#pick(out.logits, out.cache, pick);
+      const masked = this.#stagePick(out.cache.step, input.batchSize, pick);
+      return await this.#pick(out.logits, out.cache, pick, masked);
     } finally {
       out.logits.buffer.destroy();
     }
@@ -298,8 +410,11 @@ export class WebGpuBackend implements Backend {
 
   /** One decode step, then the choice of each row's next token. */
   async decode(input: DecodeInput, pick: TokenPick): Promise<PickedStep> {
+    const given = input.cache;
+    if (!(given instanceof WebGpuCache)) throw new TypeError("decode: cache from another backend");
+    const masked = this.#stagePick(given.step, given.batchSize, pick);
     const cache = await this.#decode(input);
-    return await this.#pick(cache.step.logits, cache, pick);
+    return await this.#pick(cache.step.logits, cache, pick, masked);
   }
 
   /** Prefill returning the last `logitsToKeep` positions' logits (0 = all). */

@@ -1,35 +1,77 @@
 /**
- * PaliGemma's forward pass on WebGPU over the kernels in `kernels/` (lib/webgpu/ops.ts): SigLIP and
- * the projector, the Gemma / Gemma 2 decoder with a KV cache preallocated on the device, prefix-LM
- * prefill over left-padded batches and single-token decode steps. Follows the converted ONNX
- * decoder (lib/convert/decoder_graph.ts): image features divided by sqrt(D) and every input
- * embedding multiplied by float32 sqrt(D); no final logit soft-cap; no sliding window.
+ * PaliGemma's forward pass on WebGPU over the kernels in `kernels/`: SigLIP and the projector, the
+ * Gemma / Gemma 2 decoder with a KV cache preallocated on the device, prefix-LM prefill over
+ * left-padded batches and single-token decode steps. Weight products run on the tiled GEMM
+ * (ops_gemm.ts) for the vision tower and prefill and on the GEMV (ops_gemv.ts) for decode rows,
+ * with the decoder's RMSNorms fused into the products that read them, the residual adds fused
+ * into their epilogues and gate/up fused with GELU-tanh·up; attention is FlashAttention
+ * (ops_flash.ts) with each row's key range (left padding, prefix-LM) and split-KV for long decode.
+ * Follows the converted ONNX decoder (lib/convert/decoder_graph.ts): image features divided by
+ * sqrt(D) and every input embedding multiplied by float32 sqrt(D); no final logit soft-cap; no
+ * sliding window.
  * @module
  */
 
 import type { PaliGemmaConfig } from "../model/config.ts";
 import type { Matrix, ModelWeights } from "./model_weights.ts";
-import {
-  add,
-  attention,
-  embedding,
-  gelu,
-  geluMul,
-  kvAppend,
-  layernorm,
-  matmul,
-  rmsnorm,
-  rope,
-  scale,
-} from "./ops.ts";
+import { add, attention, gelu, geluMul, kvAppend, layernorm, rmsnorm, rope, scale } from "./ops.ts";
+import { embedRows } from "./ops_embed.ts";
+import { flashAttention, flashScratchLengths, flashSplits, kvAppendF16 } from "./ops_flash.ts";
+import { gemm, type GemmPrecision } from "./ops_gemm.ts";
+import { type FusedNorm, gemv } from "./ops_gemv.ts";
 import type { GpuRunner, GpuTensor } from "./runner.ts";
+import { type GpuWeight, rowBytes } from "./weights.ts";
+
+/** Activation rows up to which a weight product runs on the GEMV kernel (decode steps). */
+export const GEMV_MAX_ROWS = 16;
+
+/** Whether the GEMV kernel takes `w` (k a multiple of 4, rows of whole 16-byte units). */
+export function gemvTakes(w: GpuWeight): boolean {
+  if (w.k % 4 !== 0 || rowBytes(w) % 16 !== 0) return false;
+  if (w.format === "f32" || w.format === "f16") return true;
+  const bs = w.blockSize ?? 0;
+  return bs >= 16 && (bs & (bs - 1)) === 0;
+}
+
+/** Fusions a weight product may apply (see `GpuPaliGemma.#mm`). */
+interface MmFuse {
+  /** Gemma RMSNorm of the input rows. */
+  readonly norm?: FusedNorm;
+  /** [m, n] residual added to the output. */
+  readonly residual?: GpuTensor;
+  /** Fused gate|up weight: out [m, n/2] = gelu_tanh(gate)·up (needs `scratch` for the GEMM). */
+  readonly glu?: boolean;
+  /** GELU-tanh after the bias. */
+  readonly gelu?: boolean;
+}
+
+/**
+ * Each row's visible keys for FlashAttention from a 0/1 mask [B, total]: (firstKey, total) when
+ * the row's real keys are one run up to the end (left padding); null when any row's are not.
+ */
+export function keyRanges(mask: Int32Array, b: number, total: number): Uint32Array | null {
+  const out = new Uint32Array(2 * b);
+  for (let row = 0; row < b; row++) {
+    const m = mask.subarray(row * total, (row + 1) * total);
+    let first = 0;
+    while (first < total && !m[first]) first++;
+    for (let j = first; j < total; j++) if (!m[j]) return null;
+    out[2 * row] = first;
+    out[2 * row + 1] = total;
+  }
+  return out;
+}
 
 /** The device-side KV cache of one batch: per layer K and V [B, kvHeads, capacity, headDim]. */
 export class GpuKvCache {
   /** Positions filled so far. */
   length = 0;
-  /** Additive key mask [B, capacity] rows (0 or -Infinity), written per step. */
+  /** Additive key mask [B, capacity] rows (0 or -Infinity), written per step when needed. */
   readonly mask: GpuTensor;
+  /** u32 [B, 2] key ranges (firstKey, keys) of FlashAttention, written per step. */
+  readonly rows: GpuTensor;
+  /** Whether this step's mask is one run of real keys per row (FlashAttention's key ranges). */
+  flash = true;
 
   constructor(
     readonly batchSize: number,
@@ -37,13 +79,17 @@ export class GpuKvCache {
     readonly keys: GpuTensor[],
     readonly values: GpuTensor[],
     mask: GpuTensor,
+    rows: GpuTensor,
+    /** Keys and values stored as IEEE halves, two per u32 (kvAppendF16), else f32. */
+    readonly kvF16 = false,
   ) {
     this.mask = mask;
+    this.rows = rows;
   }
 
   /** Frees the device buffers. */
   destroy(): void {
-    for (const t of [...this.keys, ...this.values, this.mask]) t.buffer.destroy();
+    for (const t of [...this.keys, ...this.values, this.mask, this.rows]) t.buffer.destroy();
   }
 }
 
@@ -56,7 +102,6 @@ class Scratch {
   readonly v: GpuTensor;
   readonly attn: GpuTensor;
   readonly o: GpuTensor;
-  readonly gateUp: GpuTensor;
   readonly mlp: GpuTensor;
   readonly sum: GpuTensor;
 
@@ -70,14 +115,13 @@ class Scratch {
     this.v = r.zeros(rows * t.numKvHeads * t.headDim, "v");
     this.attn = r.zeros(rows * t.numHeads * t.headDim, "attn");
     this.o = r.zeros(rows * d, "o");
-    this.gateUp = r.zeros(rows * 2 * t.intermediateSize, "gate_up");
     this.mlp = r.zeros(rows * t.intermediateSize, "mlp");
     this.sum = r.zeros(rows * d, "sum");
   }
 
   destroy(): void {
     for (const b of [this.h, this.x, this.q, this.k, this.v, this.attn, this.o]) b.buffer.destroy();
-    for (const b of [this.gateUp, this.mlp, this.sum]) b.buffer.destroy();
+    for (const b of [this.mlp, this.sum]) b.buffer.destroy();
   }
 }
 
@@ -85,10 +129,25 @@ class Scratch {
 export class GpuPaliGemma {
   readonly #scratch = new Map<number, Scratch>();
   readonly #sqrtD: number;
+  /** Key ranges of a decode step's split-KV attention (0: `flashSplits` decides; tests, tuning). */
+  splitKv = 0;
+  /**
+   * New caches hold keys and values as f16 (half the memory and the decode's KV reads; needs an
+   * even head size and left-padded masks, FlashAttention's key ranges).
+   */
+  kvF16 = false;
   /** Growable scratch buffers by purpose (reallocated only to grow). */
   readonly #grow = new Map<string, GpuTensor>();
 
-  constructor(readonly r: GpuRunner, readonly cfg: PaliGemmaConfig, readonly w: ModelWeights) {
+  /**
+   * @param precision the GEMM's inner-loop arithmetic ("f16" needs the device's shader-f16).
+   */
+  constructor(
+    readonly r: GpuRunner,
+    readonly cfg: PaliGemmaConfig,
+    readonly w: ModelWeights,
+    readonly precision: GemmPrecision = "f32",
+  ) {
     this.#sqrtD = Math.fround(Math.sqrt(cfg.text.hiddenSize));
   }
 
@@ -96,27 +155,82 @@ export class GpuPaliGemma {
   #buffer(key: string, length: number): GpuTensor {
     const have = this.#grow.get(key);
     if (have && have.length >= length) return have;
-    have?.buffer.destroy();
+    if (have) {
+      // Recorded work may still use the old buffer: submit it first (a destroyed buffer's
+      // submitted uses complete; unsubmitted ones would fail).
+      this.r.flush();
+      have.buffer.destroy();
+    }
     const t = this.r.zeros(Math.max(length, 2 * (have?.length ?? 0)), key);
     this.#grow.set(key, t);
     return t;
   }
 
-  /** out[m, n] = a[m, k] · Wᵀ (+ bias), over W's row chunks (columns of out). */
-  async #mm(a: GpuTensor, w: Matrix, out: GpuTensor, m: number): Promise<void> {
+  /**
+   * out[m, n] = a[m, k] · Wᵀ (+ bias) with the fusions `f`: GEMV for up to GEMV_MAX_ROWS rows
+   * (decode), the tiled GEMM otherwise; a matrix in several row chunks writes each chunk's columns
+   * through a scratch buffer (no residual or gate fusion there: those are applied after).
+   */
+  async #mm(a: GpuTensor, w: Matrix, out: GpuTensor, m: number, f: MmFuse = {}): Promise<void> {
     const r = this.r;
     if (w.chunks.length === 1) {
-      const c = w.chunks[0];
-      await matmul(r, { a, w: c.w, bias: c.bias, out, m, n: w.n, k: w.k });
+      await this.#product(a, w.chunks[0].w, w.chunks[0].bias, out, m, f);
       return;
     }
+    // Chunks write their columns of the whole product; the epilogues then run as their own ops.
+    const epilogue = f.residual !== undefined || f.glu === true || f.gelu === true;
+    const full = epilogue ? this.#buffer("chunk_full", m * w.n) : out;
     let most = 0;
     for (const c of w.chunks) most = Math.max(most, c.rows);
     const tmp = this.#buffer("chunk_out", m * most);
     for (const c of w.chunks) {
-      await matmul(r, { a, w: c.w, bias: c.bias, out: tmp, m, n: c.rows, k: w.k });
-      for (let i = 0; i < m; i++) r.copy(tmp, i * c.rows, out, i * w.n + c.row0, c.rows);
+      await this.#product(a, c.w, c.bias, tmp, m, { norm: f.norm });
+      for (let i = 0; i < m; i++) r.copy(tmp, i * c.rows, full, i * w.n + c.row0, c.rows);
     }
+    if (!epilogue) return;
+    const cols = f.glu ? w.n / 2 : w.n;
+    const act = f.residual ? this.#buffer("chunk_act", m * cols) : out;
+    if (f.glu) await geluMul(r, { gate: full, out: act, rows: m, cols });
+    else if (f.gelu) await gelu(r, { x: full, out: act, n: m * cols });
+    else r.copy(full, 0, act, 0, m * cols);
+    if (f.residual) await add(r, { a: act, b: f.residual, out, n: m * cols });
+  }
+
+  /** One weight's product (see `#mm`). */
+  async #product(
+    a: GpuTensor,
+    w: GpuWeight,
+    bias: GpuTensor | undefined,
+    out: GpuTensor,
+    m: number,
+    f: MmFuse,
+  ): Promise<void> {
+    const r = this.r;
+    if (m <= GEMV_MAX_ROWS && !f.gelu && gemvTakes(w)) {
+      await gemv(r, { w, x: a, out, m, bias, residual: f.residual, norm: f.norm, glu: f.glu });
+      return;
+    }
+    const precision = this.precision;
+    if (f.glu) {
+      const inter = w.n / 2;
+      const gu = this.#buffer("glu_gate_up", m * w.n);
+      await gemm(r, { a, w, out: gu, m, bias, norm: f.norm, precision });
+      const target = f.residual ? this.#buffer("glu_out", m * inter) : out;
+      await geluMul(r, { gate: gu, out: target, rows: m, cols: inter });
+      if (f.residual) await add(r, { a: target, b: f.residual, out, n: m * inter });
+      return;
+    }
+    await gemm(r, {
+      a,
+      w,
+      out,
+      m,
+      bias,
+      residual: f.residual,
+      norm: f.norm,
+      activation: f.gelu ? "gelu_tanh" : "none",
+      precision,
+    });
   }
 
   /**
@@ -141,7 +255,7 @@ export class GpuPaliGemma {
     });
     for (const [ci, c] of e.chunks.entries()) {
       const target = ci === 0 ? out : this.#buffer("gather_part", rows * d);
-      await embedding(r, { table: c.w, ids: idBufs[ci], out: target, rows, dim: d, vocab: c.rows });
+      await embedRows(r, { table: c.w, ids: idBufs[ci], out: target, rows });
       if (ci > 0) {
         const sum = this.#buffer("gather_sum", rows * d);
         await add(r, { a: out, b: target, out: sum, n: rows * d });
@@ -150,8 +264,18 @@ export class GpuPaliGemma {
     }
   }
 
-  /** Uploads the additive key mask of a step (0 on real keys, -Infinity on padding). */
+  /**
+   * Uploads a step's key visibility: FlashAttention's key ranges when every row's real keys are
+   * one run to the end (left padding), else the additive key mask of the plain attention kernel.
+   */
   #writeMask(cache: GpuKvCache, mask: Int32Array): void {
+    const b = cache.batchSize;
+    const ranges = keyRanges(mask, b, mask.length / b);
+    cache.flash = ranges !== null;
+    if (ranges) {
+      this.r.write(cache.rows, ranges);
+      return;
+    }
     const bias = new Float32Array(mask.length);
     for (let i = 0; i < mask.length; i++) bias[i] = mask[i] ? 0 : -Infinity;
     this.r.write(cache.mask, bias);
@@ -219,19 +343,9 @@ export class GpuPaliGemma {
     const kc = buf(rows * dv, "vkc");
     const vc = buf(rows * dv, "vvc");
     const att = buf(rows * dv, "vattn");
-    const o = buf(rows * dv, "vo");
     const f = buf(rows * v.intermediateSize, "vf");
-    const f2 = buf(rows * v.intermediateSize, "vf2");
     let x2 = buf(rows * dv, "vx2");
-    await matmul(r, {
-      a: pt,
-      w: this.w.patchW,
-      bias: this.w.patchB,
-      out: emb,
-      m: rows,
-      n: dv,
-      k: kp,
-    });
+    await this.#mm(pt, this.w.patch, emb, rows);
     await add(r, { a: emb, b: this.w.posEmb, out: x, n: rows * dv, nb: n * dv });
     const heads = v.numHeads;
     const hd = dv / heads;
@@ -244,7 +358,7 @@ export class GpuPaliGemma {
       const kv = { batch: b, tokens: n, heads, headDim: hd, past: 0, capacity: n };
       await kvAppend(r, { src: k, cache: kc, ...kv });
       await kvAppend(r, { src: vv, cache: vc, ...kv });
-      await attention(r, {
+      await flashAttention(r, {
         q,
         k: kc,
         v: vc,
@@ -258,15 +372,11 @@ export class GpuPaliGemma {
         capacity: n,
         scale: hd ** -0.5,
       });
-      await this.#mm(att, L.ow, o, rows);
-      await add(r, { a: x, b: o, out: x2, n: rows * dv });
+      await this.#mm(att, L.ow, x2, rows, { residual: x });
       [x, x2] = [x2, x];
       await layernorm(r, { x, w: L.ln2w, b: L.ln2b, out: hbuf, rows, dim: dv, eps });
-      const im = v.intermediateSize;
-      await this.#mm(hbuf, L.fc1w, f, rows);
-      await gelu(r, { x: f, out: f2, n: rows * im });
-      await this.#mm(f2, L.fc2w, o, rows);
-      await add(r, { a: x, b: o, out: x2, n: rows * dv });
+      await this.#mm(hbuf, L.fc1w, f, rows, { gelu: true });
+      await this.#mm(f, L.fc2w, x2, rows, { residual: x });
       [x, x2] = [x2, x];
     }
     await layernorm(r, {
@@ -296,23 +406,29 @@ export class GpuPaliGemma {
   /** A cache for `b` rows holding up to `capacity` positions. */
   newCache(b: number, capacity: number): GpuKvCache {
     const t = this.cfg.text;
-    const per = b * t.numKvHeads * capacity * t.headDim;
+    const f16 = this.kvF16 && t.headDim % 2 === 0;
+    const per = (b * t.numKvHeads * capacity * t.headDim) / (f16 ? 2 : 1);
     const keys: GpuTensor[] = [];
     const values: GpuTensor[] = [];
     for (let i = 0; i < t.numLayers; i++) {
       keys.push(this.r.zeros(per, `k${i}`));
       values.push(this.r.zeros(per, `v${i}`));
     }
-    return new GpuKvCache(b, capacity, keys, values, this.r.zeros(b * capacity, "mask"));
+    const mask = this.r.zeros(b * capacity, "mask");
+    const rows = this.r.zeros(2 * b, "key_ranges");
+    return new GpuKvCache(b, capacity, keys, values, mask, rows, f16);
   }
 
   /** A copy of `c` with room for `capacity` positions (the old cache is destroyed). */
   async grow(c: GpuKvCache, capacity: number): Promise<GpuKvCache> {
     const t = this.cfg.text;
     const next = this.newCache(c.batchSize, capacity);
-    const rowOld = c.capacity * t.headDim;
-    const rowNew = capacity * t.headDim;
-    const used = c.length * t.headDim;
+    if (next.kvF16 !== c.kvF16) throw new RangeError("grow: the KV format changed");
+    // Elements per word: halves are packed two per u32 (capacity·headDim is even).
+    const per = c.kvF16 ? 2 : 1;
+    const rowOld = (c.capacity * t.headDim) / per;
+    const rowNew = (capacity * t.headDim) / per;
+    const used = (c.length * t.headDim) / per;
     for (let i = 0; i < t.numLayers; i++) {
       for (let bh = 0; bh < c.batchSize * t.numKvHeads; bh++) {
         this.r.copy(c.keys[i], bh * rowOld, next.keys[i], bh * rowNew, used);
@@ -350,12 +466,22 @@ export class GpuPaliGemma {
     await scale(r, { x: h, out: h2, n: rows * d, s: this.#sqrtD });
     [h, h2] = [h2, h];
     const eps = t.rmsNormEps;
-    const inter = t.intermediateSize;
+    const flash = cache.flash;
+    const keys = past + s;
+    const g = t.numHeads / t.numKvHeads;
+    // Split-KV for decode over a long cache (few workgroups otherwise).
+    const splits = s !== 1 || !flash
+      ? 1
+      : Math.min(this.splitKv || flashSplits(keys, b * t.numKvHeads * Math.ceil(g / 8)), keys);
+    const lens = flashScratchLengths(splits, b, t.numHeads, s, hd);
+    const scratch = splits > 1
+      ? { part: this.#buffer("flash_part", lens.part), ml: this.#buffer("flash_ml", lens.ml) }
+      : undefined;
     for (const [i, L] of this.w.text.entries()) {
-      await rmsnorm(r, { x: h, w: L.inputNorm, out: sc.x, rows, dim: d, eps });
-      await this.#mm(sc.x, L.qw, sc.q, rows);
-      await this.#mm(sc.x, L.kw, sc.k, rows);
-      await this.#mm(sc.x, L.vw, sc.v, rows);
+      const inNorm = { gain: L.inputNorm, eps };
+      await this.#mm(h, L.qw, sc.q, rows, { norm: inNorm });
+      await this.#mm(h, L.kw, sc.k, rows, { norm: inNorm });
+      await this.#mm(h, L.vw, sc.v, rows, { norm: inNorm });
       const rp = { positions, batch: b, tokens: s, headDim: hd, theta: t.ropeTheta };
       await rope(r, { x: sc.q, heads: t.numHeads, ...rp });
       await rope(r, { x: sc.k, heads: t.numKvHeads, ...rp });
@@ -367,15 +493,14 @@ export class GpuPaliGemma {
         past,
         capacity: cache.capacity,
       };
-      await kvAppend(r, { src: sc.k, cache: cache.keys[i], ...kv });
-      await kvAppend(r, { src: sc.v, cache: cache.values[i], ...kv });
-      await attention(r, {
+      const append = cache.kvF16 ? kvAppendF16 : kvAppend;
+      await append(r, { src: sc.k, cache: cache.keys[i], ...kv });
+      await append(r, { src: sc.v, cache: cache.values[i], ...kv });
+      const att = {
         q: sc.q,
         k: cache.keys[i],
         v: cache.values[i],
         out: sc.attn,
-        mask: cache.mask,
-        maskStride: total,
         batch: b,
         heads: t.numHeads,
         kvHeads: t.numKvHeads,
@@ -385,37 +510,41 @@ export class GpuPaliGemma {
         capacity: cache.capacity,
         scale: t.queryPreAttnScalar ** -0.5,
         softcap: t.attnLogitSoftcap ?? 0,
-      });
-      await this.#mm(sc.attn, L.ow, sc.o, rows);
-      let attnOut = sc.o;
+      };
+      if (flash) {
+        await flashAttention(r, { ...att, rows: cache.rows, splits, scratch, kvF16: cache.kvF16 });
+      } else if (cache.kvF16) {
+        throw new RangeError("an f16 KV cache needs left-padded attention masks");
+      } else {
+        await attention(r, { ...att, mask: cache.mask, maskStride: total });
+      }
       if (L.postAttnNorm) {
+        await this.#mm(sc.attn, L.ow, sc.o, rows);
         await rmsnorm(r, { x: sc.o, w: L.postAttnNorm, out: sc.x, rows, dim: d, eps });
-        attnOut = sc.x;
+        await add(r, { a: h, b: sc.x, out: h2, n: rows * d });
+      } else {
+        await this.#mm(sc.attn, L.ow, h2, rows, { residual: h });
       }
-      await add(r, { a: h, b: attnOut, out: h2, n: rows * d });
       [h, h2] = [h2, h];
-      await rmsnorm(r, { x: h, w: L.mlpNorm, out: sc.x, rows, dim: d, eps });
-      await this.#mm(sc.x, L.gateUp, sc.gateUp, rows);
-      await geluMul(r, { gate: sc.gateUp, out: sc.mlp, rows, cols: inter });
-      await this.#mm(sc.mlp, L.down, sc.o, rows);
-      let mlpOut = sc.o;
+      const mlpNorm = { norm: { gain: L.mlpNorm, eps }, glu: true };
+      await this.#mm(h, L.gateUp, sc.mlp, rows, mlpNorm);
       if (L.postMlpNorm) {
+        await this.#mm(sc.mlp, L.down, sc.o, rows);
         await rmsnorm(r, { x: sc.o, w: L.postMlpNorm, out: sc.x, rows, dim: d, eps });
-        mlpOut = sc.x;
+        await add(r, { a: h, b: sc.x, out: h2, n: rows * d });
+      } else {
+        await this.#mm(sc.mlp, L.down, h2, rows, { residual: h });
       }
-      await add(r, { a: h, b: mlpOut, out: h2, n: rows * d });
       [h, h2] = [h2, h];
     }
     if (h !== sc.h) r.copy(h, 0, sc.h, 0, rows * d);
     cache.length = total;
   }
 
-  /** Final norm and LM head over `rows` hidden rows of `x` into `logits` [rows, V]. */
-  async #head(x: GpuTensor, rows: number, tmp: GpuTensor, logits: GpuTensor): Promise<void> {
-    const t = this.cfg.text;
-    const d = t.hiddenSize;
-    await rmsnorm(this.r, { x, w: this.w.finalNorm, out: tmp, rows, dim: d, eps: t.rmsNormEps });
-    await this.#mm(tmp, this.w.lmHead, logits, rows);
+  /** Final norm (fused) and LM head over `rows` hidden rows of `x` into `logits` [rows, V]. */
+  async #head(x: GpuTensor, rows: number, logits: GpuTensor): Promise<void> {
+    const norm = { gain: this.w.finalNorm, eps: this.cfg.text.rmsNormEps };
+    await this.#mm(x, this.w.lmHead, logits, rows, { norm });
   }
 
   /**
@@ -471,10 +600,9 @@ export class GpuPaliGemma {
       r.copy(sc.h, (row * n + n - kept) * d, last, row * kept * d, kept * d);
     }
     const logits = r.zeros(b * kept * t.vocabSize, "logits");
-    const tmp = r.zeros(b * kept * d, "normed");
-    await this.#head(last, b * kept, tmp, logits);
+    await this.#head(last, b * kept, logits);
     await r.sync();
-    for (const x of [posBuf, last, tmp]) x.buffer.destroy();
+    for (const x of [posBuf, last]) x.buffer.destroy();
     return logits;
   }
 
@@ -491,7 +619,7 @@ export class GpuPaliGemma {
     this.#writeMask(cache, mask);
     await this.#gather(tokens, sc.h);
     await this.#layers(sc, cache, 1, positions);
-    await this.#head(sc.h, b, sc.x, logits);
+    await this.#head(sc.h, b, logits);
   }
 
   /** Frees scratch buffers (weights stay until the device is destroyed). */

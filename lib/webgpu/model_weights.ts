@@ -1,6 +1,10 @@
 /**
  * PaliGemma's weights on a WebGPU device, uploaded from a checkpoint's canonical tensors
- * (lib/convert/source.ts: HF folder or big_vision `.npz`, any stored dtype, read as float32).
+ * (lib/convert/source.ts: HF folder, big_vision `.npz` or a converted folder's initializers) in
+ * their stored precision: Linear weights stored as F16 or BF16 go up as f16 (BF16 rounded to
+ * f16, kept f32 when a value is beyond f16's range), a converted folder's fp16 weights (and its
+ * float32 weights that are f16 values exactly) as f16 and its q8/q4 MatMulNBits blocks as they
+ * are (lib/webgpu/weights.ts), everything else as f32.
  * Weight matrices larger than the adapter's binding limits are split into chunks of whole rows
  * (`Matrix`), each in its own buffer, so a large vocabulary's table fits adapters whose
  * `maxStorageBufferBindingSize` is below its size; a model is refused (naming the tensor and the
@@ -8,16 +12,124 @@
  * @module
  */
 
-import { type ConvertSource, readF32 } from "../convert/source.ts";
+import { type ConvertSource, readF32, tensorRef } from "../convert/source.ts";
+import { fromFloat32, toFloat32 } from "../checkpoint/dtype.ts";
 import { numel } from "../checkpoint/tensor.ts";
+import type { OnnxWeightsSource, StoredMatrix } from "../backend/onnx_weights.ts";
 import { InputError } from "../errors.ts";
 import { isTied, type PaliGemmaConfig } from "../model/config.ts";
 import { LM_HEAD, PROJECTOR_PREFIX, TEXT_PREFIX, VISION_PREFIX } from "../model/names.ts";
 import type { GpuRunner, GpuTensor } from "./runner.ts";
+import {
+  f16Weight,
+  f32Weight,
+  type GpuWeight,
+  type GpuWeightFormat,
+  quantWeight,
+} from "./weights.ts";
+
+/** A Linear weight [n, k] on the host in the format it will have on the device. */
+export type HostMatrix = { readonly format: "f32"; readonly values: Float32Array } | StoredMatrix;
+
+/** Bytes of one row of `h` (k values), and of one row of its zero points. */
+function hostRowBytes(h: HostMatrix, k: number): { row: number; zeros: number; scales: number } {
+  if (h.format === "f32") return { row: 4 * k, zeros: 0, scales: 0 };
+  if (h.format === "f16") return { row: 2 * k, zeros: 0, scales: 0 };
+  const blocks = Math.ceil(k / h.blockSize);
+  const row = (blocks * h.blockSize * (h.format === "q8" ? 8 : 4)) / 8;
+  const zeros = h.zeros ? (h.zeroLayout === "nibbles" ? Math.ceil(blocks / 2) : blocks) : 0;
+  return { row, zeros, scales: blocks };
+}
+
+/** Rows [row0, row0 + rows) of `h` uploaded as a GpuWeight. */
+function uploadRows(
+  r: GpuRunner,
+  h: HostMatrix,
+  k: number,
+  row0: number,
+  rows: number,
+): GpuWeight {
+  const b = hostRowBytes(h, k);
+  if (h.format === "f32") {
+    return f32Weight(r, h.values.subarray(row0 * k, (row0 + rows) * k), rows, k);
+  }
+  if (h.format === "f16") {
+    return f16Weight(r, h.halves.subarray(row0 * b.row, (row0 + rows) * b.row), rows, k);
+  }
+  const q = {
+    codes: h.codes.subarray(row0 * b.row, (row0 + rows) * b.row),
+    scales: h.scales.subarray(row0 * b.scales, (row0 + rows) * b.scales),
+    ...(h.zeros ? { zeros: h.zeros.subarray(row0 * b.zeros, (row0 + rows) * b.zeros) } : {}),
+  };
+  return quantWeight(r, q, rows, k, h.format === "q8" ? 8 : 4, h.blockSize, h.zeroLayout);
+}
+
+/** Whether `a` and `b` can be stacked row-wise into one matrix of the same format. */
+function stackable(a: HostMatrix, b: HostMatrix): boolean {
+  if (a.format !== b.format) return false;
+  if (a.format === "f32" || a.format === "f16") return true;
+  const q = b as typeof a;
+  return a.blockSize === q.blockSize && a.zeroLayout === q.zeroLayout &&
+    (a.zeros === undefined) === (q.zeros === undefined);
+}
+
+function cat<T extends Uint8Array | Float32Array>(a: T, b: T): T {
+  const out = new (a.constructor as new (n: number) => T)(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** `a` over `b` (rows stacked; `stackable` first). */
+function stack(a: HostMatrix, b: HostMatrix): HostMatrix {
+  if (a.format === "f32") return { format: "f32", values: cat(a.values, (b as typeof a).values) };
+  if (a.format === "f16") return { format: "f16", halves: cat(a.halves, (b as typeof a).halves) };
+  const q = b as typeof a;
+  return {
+    ...a,
+    codes: cat(a.codes, q.codes),
+    scales: cat(a.scales, q.scales),
+    ...(a.zeros && q.zeros ? { zeros: cat(a.zeros, q.zeros) } : {}),
+  };
+}
+
+/** Largest magnitude f16 holds. */
+const F16_MAX = 65504;
+
+/**
+ * The Linear weight `name` [n, k] of `src` in its device format: a converted folder's stored
+ * f16 / q8 / q4 form, f16 for F16 / BF16 checkpoint tensors (even k, values within f16's
+ * range), else f32.
+ */
+export async function hostMatrix(
+  src: ConvertSource,
+  name: string,
+  n: number,
+  k: number,
+): Promise<HostMatrix> {
+  const matrices = (src as Partial<OnnxWeightsSource>).storedMatrices;
+  const stored = matrices?.get(name)?.();
+  if (stored && (stored.format !== "f16" || k % 2 === 0)) return stored;
+  const ref = tensorRef(src, name, [n, k]);
+  const values = toFloat32(await ref.read(), ref.dtype);
+  // A converted folder's float32 weights that hold f16 values exactly (the q8/q4 folders'
+  // "fp16-as-fp32" vision tower) go up as f16: the same values at half the memory.
+  if (matrices && k % 2 === 0) {
+    const halves = fromFloat32(values, "F16");
+    const back = toFloat32(halves, "F16");
+    if (back.every((x, i) => x === values[i])) return { format: "f16", halves };
+  }
+  if ((ref.dtype === "F16" || ref.dtype === "BF16") && k % 2 === 0) {
+    let most = 0;
+    for (let i = 0; i < values.length; i++) most = Math.max(most, Math.abs(values[i]));
+    if (most <= F16_MAX) return { format: "f16", halves: fromFloat32(values, "F16") };
+  }
+  return { format: "f32", values };
+}
 
 /** Rows [row0, row0 + rows) of a matrix, and of its bias when it has one. */
 export interface MatrixChunk {
-  readonly w: GpuTensor;
+  readonly w: GpuWeight;
   readonly bias?: GpuTensor;
   readonly row0: number;
   readonly rows: number;
@@ -63,8 +175,8 @@ export interface TextLayerWeights {
 
 /** All of the model's weights on the device. */
 export interface ModelWeights {
-  readonly patchW: GpuTensor;
-  readonly patchB: GpuTensor;
+  /** Patch embedding as a Linear [hidden, 3·p·p] over (channel, y, x) patches, bias included. */
+  readonly patch: Matrix;
   readonly posEmb: GpuTensor;
   readonly vision: readonly VisionLayerWeights[];
   readonly postLnW: GpuTensor;
@@ -79,6 +191,8 @@ export interface ModelWeights {
   readonly lmHead: Matrix;
   /** Bytes uploaded. */
   readonly bytes: number;
+  /** Storage formats of the Linear weights, with how many matrices use each. */
+  readonly formats: ReadonlyMap<GpuWeightFormat, number>;
 }
 
 /** Buffer limits of the device that every weight must fit. */
@@ -100,10 +214,10 @@ export function checkFits(what: string, bytes: number, limits: BufferLimits): vo
   }
 }
 
-/** Rows of `k` floats a chunk may hold under `limits`. */
-export function rowsPerChunk(k: number, limits: BufferLimits): number {
+/** Rows of `rowBytes` bytes (default: `k` floats) a chunk may hold under `limits`. */
+export function rowsPerChunk(k: number, limits: BufferLimits, rowBytes = 4 * k): number {
   const most = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-  return Math.floor(most / (k * 4));
+  return Math.floor(most / rowBytes);
 }
 
 /**
@@ -127,13 +241,13 @@ export function checkModelFits(cfg: PaliGemmaConfig, limits: BufferLimits): void
     limits,
   );
   checkFits(
-    `${VISION_PREFIX}embeddings.patch_embedding.weight`,
-    v.hiddenSize * 3 * v.patchSize ** 2 * 4,
+    `one row of ${VISION_PREFIX}embeddings.patch_embedding.weight`,
+    3 * v.patchSize ** 2 * 4,
     limits,
   );
 }
 
-/** Uploads every weight of `src` to the runner's device as float32. */
+/** Uploads every weight of `src` to the runner's device (see the module doc for the formats). */
 export async function uploadWeights(
   r: GpuRunner,
   src: ConvertSource,
@@ -150,27 +264,29 @@ export async function uploadWeights(
     bytes += data.byteLength;
     return r.tensor(data, name);
   };
-  const perChunk = (k: number) => Math.max(1, rowsPerChunk(k, limits));
-  /** Uploads [n, k] values (and an [n] bias) in row chunks that fit the limits. */
-  const split = (name: string, w: Float32Array, n: number, k: number, b?: Float32Array): Matrix => {
-    checkFits(`one row of ${name}`, k * 4, limits);
-    const step = perChunk(k);
+  const formats = new Map<GpuWeightFormat, number>();
+  /** Uploads a [n, k] matrix (and an [n] bias) in row chunks that fit the limits. */
+  const split = (name: string, h: HostMatrix, n: number, k: number, b?: Float32Array): Matrix => {
+    const rb = hostRowBytes(h, k);
+    checkFits(`one row of ${name}`, rb.row, limits);
+    const step = Math.max(1, rowsPerChunk(k, limits, rb.row));
     const chunks: MatrixChunk[] = [];
     for (let row0 = 0; row0 < n; row0 += step) {
       const rows = Math.min(step, n - row0);
       chunks.push({
-        w: r.tensor(w.subarray(row0 * k, (row0 + rows) * k), `${name} rows ${row0}+${rows}`),
+        w: uploadRows(r, h, k, row0, rows),
         ...(b ? { bias: r.tensor(b.subarray(row0, row0 + rows), `${name}.bias`) } : {}),
         row0,
         rows,
       });
     }
-    bytes += w.byteLength + (b?.byteLength ?? 0);
+    bytes += n * (rb.row + rb.zeros + 4 * rb.scales) + (b?.byteLength ?? 0);
+    formats.set(h.format, (formats.get(h.format) ?? 0) + 1);
     return { n, k, chunks };
   };
   /** The Linear `name` (`.weight` [n, k], and `.bias` [n] when `withBias`). */
   const mat = async (name: string, n: number, k: number, withBias = false): Promise<Matrix> => {
-    const w = (await readF32(src, `${name}.weight`, [n, k])).data;
+    const w = await hostMatrix(src, `${name}.weight`, n, k);
     const b = withBias ? (await readF32(src, `${name}.bias`, [n])).data : undefined;
     return split(name, w, n, k, b);
   };
@@ -200,9 +316,14 @@ export async function uploadWeights(
   for (let i = 0; i < t.numLayers; i++) {
     const p = `${TEXT_PREFIX}layers.${i}.`;
     const inter = t.intermediateSize;
-    const gu = new Float32Array(2 * inter * d);
-    gu.set((await readF32(src, `${p}mlp.gate_proj.weight`, [inter, d])).data, 0);
-    gu.set((await readF32(src, `${p}mlp.up_proj.weight`, [inter, d])).data, inter * d);
+    // Gate over up: one GEMV computes both (its GLU epilogue) in whatever format they share.
+    const gate = await hostMatrix(src, `${p}mlp.gate_proj.weight`, inter, d);
+    const upm = await hostMatrix(src, `${p}mlp.up_proj.weight`, inter, d);
+    const f32 = async (name: string) => (await readF32(src, name, [inter, d])).data;
+    const gu: HostMatrix = stackable(gate, upm) ? stack(gate, upm) : {
+      format: "f32",
+      values: cat(await f32(`${p}mlp.gate_proj.weight`), await f32(`${p}mlp.up_proj.weight`)),
+    };
     text.push({
       inputNorm: await up(`${p}input_layernorm.weight`, [d]),
       qw: await mat(`${p}self_attn.q_proj`, t.numHeads * hd, d),
@@ -223,8 +344,13 @@ export async function uploadWeights(
   const lmHead = isTied(cfg) ? embed : await mat(LM_HEAD.replace(/\.weight$/, ""), t.vocabSize, d);
   const grid = Math.floor(v.imageSize / patch);
   return {
-    patchW: await up(`${V}embeddings.patch_embedding.weight`, [dv, 3, patch, patch]),
-    patchB: await up(`${V}embeddings.patch_embedding.bias`, [dv]),
+    patch: split(
+      `${V}embeddings.patch_embedding`,
+      await hostMatrix(src, `${V}embeddings.patch_embedding.weight`, dv, 3 * patch * patch),
+      dv,
+      3 * patch * patch,
+      (await readF32(src, `${V}embeddings.patch_embedding.bias`, [dv])).data,
+    ),
     posEmb: await up(`${V}embeddings.position_embedding.weight`, [grid * grid, dv]),
     vision,
     postLnW: await up(`${V}post_layernorm.weight`, [dv]),
@@ -235,5 +361,6 @@ export async function uploadWeights(
     finalNorm: await up(`${TEXT_PREFIX}norm.weight`, [d]),
     lmHead,
     bytes,
+    formats,
   };
 }

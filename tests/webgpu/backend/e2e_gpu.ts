@@ -15,7 +15,7 @@ import { openModelDir } from "../../../lib/backend/model_dir.ts";
 import { openOnnxWeights } from "../../../lib/backend/onnx_weights.ts";
 import type { Precision } from "../../../lib/model/precision.ts";
 import { OnnxBackend } from "../../../lib/backend/onnx.ts";
-import { WebGpuBackend } from "../../../lib/backend/webgpu.ts";
+import { WebGpuBackend, type WebGpuBackendOptions } from "../../../lib/backend/webgpu.ts";
 import { toFloat32 } from "../../../lib/checkpoint/dtype.ts";
 import { openSafetensors } from "../../../lib/checkpoint/safetensors.ts";
 import { generate } from "../../../lib/generate/generate.ts";
@@ -33,6 +33,7 @@ import {
 import { runPg } from "../../helpers/cli.ts";
 import { findGpuAdapter } from "../../../lib/webgpu/device.ts";
 import { GpuRunner } from "../../../lib/webgpu/runner.ts";
+import { samplePlan } from "../../../lib/webgpu/ops_sample.ts";
 import { WebGpuMaskDecoder } from "../../../lib/vqvae/webgpu.ts";
 import { loadVqvaeWeights } from "../../../lib/vqvae/weights.ts";
 
@@ -53,6 +54,8 @@ function gpuTest(name: string, fn: () => Promise<void>): void {
 }
 
 const TOL = 1e-3;
+/** A buffer cap under which every weight matrix of pg1-tiny is split into row chunks. */
+const LIMIT_ALL_CHUNKED = 3 * 1024;
 const STEPS = 24;
 const ROOT = new URL("../../../", import.meta.url).pathname;
 const IMAGES = join(ROOT, "tests/fixtures/images");
@@ -90,7 +93,11 @@ function row(ids: Int32Array): PromptInput {
 }
 
 /** The WebGPU backend over a fixture checkpoint (a big_vision npz gets the HF config's scalars). */
-async function loadGpu(model: string, source: string): Promise<WebGpuBackend> {
+async function loadGpu(
+  model: string,
+  source: string,
+  opts: WebGpuBackendOptions = {},
+): Promise<WebGpuBackend> {
   const path = join(FIX, model, source);
   const configFile = source.endsWith(".npz") ? join(FIX, model, "hf", "config.json") : undefined;
   const ck = await openCheckpointModel(path, {
@@ -98,7 +105,7 @@ async function loadGpu(model: string, source: string): Promise<WebGpuBackend> {
     configFile,
   });
   try {
-    return await WebGpuBackend.load(ck.source);
+    return await WebGpuBackend.load(ck.source, opts);
   } finally {
     ck.close();
   }
@@ -226,43 +233,105 @@ for (const [model, source] of SOURCES) {
   );
 }
 
-gpuTest(
-  "webgpu pg1-tiny: seeded top-k/top-p sampling gives the ONNX backend's tokens",
-  () =>
-    withTempDir(async (dir) => {
-      await convertFixture("pg1-tiny", "hf", dir);
-      const md = await openModelDir(dir);
-      const tok = await loadTokenizer(md.tokenizer);
-      const cases = await fixtureCases("pg1-tiny");
-      const jobs = cases.slice(0, 3).map((c) => ({ image: c.image, prompt: c.prompt }));
-      const opts = {
-        batchSize: 2,
-        maxTokens: 12,
-        eosIds: [],
-        sampling: { temperature: 0.8, topK: 40, topP: 0.9 },
-        seed: 11,
-        withProbs: true,
-      };
-      const run = async (be: Backend) => {
-        const out: { tokens: number[]; probs: number[] }[] = [];
-        try {
-          for await (const r of runJobs(be, tok, jobs, opts)) {
-            if (isFailure(r)) throw r.error;
-            out.push({ tokens: r.tokens, probs: r.probs });
+// top-k 40 fits the device kernel's candidate capacity (64 on llvmpipe, 1024 on GPUs); top-k
+// 200 overflows it on llvmpipe, so those rows take the CPU fallback there.
+for (const topK of [40, 200]) {
+  gpuTest(
+    `webgpu pg1-tiny: seeded top-k ${topK}/top-p sampling gives the ONNX backend's tokens`,
+    () =>
+      withTempDir(async (dir) => {
+        await convertFixture("pg1-tiny", "hf", dir);
+        const md = await openModelDir(dir);
+        const tok = await loadTokenizer(md.tokenizer);
+        const cases = await fixtureCases("pg1-tiny");
+        const jobs = cases.slice(0, 3).map((c) => ({ image: c.image, prompt: c.prompt }));
+        const opts = {
+          batchSize: 2,
+          maxTokens: 12,
+          eosIds: [],
+          sampling: { temperature: 0.8, topK, topP: 0.9 },
+          seed: 11,
+          withProbs: true,
+        };
+        const run = async (be: Backend) => {
+          const out: { tokens: number[]; probs: number[] }[] = [];
+          try {
+            for await (const r of runJobs(be, tok, jobs, opts)) {
+              if (isFailure(r)) throw r.error;
+              out.push({ tokens: r.tokens, probs: r.probs });
+            }
+          } finally {
+            await be.release();
           }
-        } finally {
-          await be.release();
-        }
-        return out;
-      };
-      const onnx = await run(await OnnxBackend.load(md, { threads: 1 }));
-      const gpu = await run(await loadGpu("pg1-tiny", "hf"));
-      onnx.forEach((o, i) => {
-        assert.deepEqual(gpu[i].tokens, o.tokens, `job ${i} tokens`);
-        assert.ok(relErr(gpu[i].probs, o.probs) < 1e-4, `job ${i} probabilities`);
-      });
-    }),
-);
+          return out;
+        };
+        const onnx = await run(await OnnxBackend.load(md, { threads: 1 }));
+        const gbe = await loadGpu("pg1-tiny", "hf");
+        const cap = samplePlan(gbe.gpu).cap;
+        const gpu = await run(gbe);
+        console.log(`  rows picked on the CPU: ${gbe.cpuPickedRows} (device capacity ${cap})`);
+        if (topK <= cap) assert.equal(gbe.cpuPickedRows, 0, "all rows picked on the device");
+        else assert.ok(gbe.cpuPickedRows > 0, "overflowing rows picked on the CPU");
+        onnx.forEach((o, i) => {
+          assert.deepEqual(gpu[i].tokens, o.tokens, `job ${i} tokens`);
+          assert.ok(relErr(gpu[i].probs, o.probs) < 1e-4, `job ${i} probabilities`);
+        });
+      }),
+  );
+}
+
+for (const kvCache of ["f32", "f16"] as const) {
+  gpuTest(
+    `webgpu pg2-tiny: split-KV decode (3 key ranges), ${kvCache} KV cache, gives HF's greedy tokens`,
+    async () => {
+      // Decode attention in 3 key ranges merged by attn_combine (long caches pick splits by
+      // themselves; the fixtures' caches are too short for that), over an f32 or f16 cache.
+      const be = await loadGpu("pg2-tiny", "hf", { splitKv: 3, kvCache });
+      try {
+        const cases = await fixtureCases("pg2-tiny");
+        const batched = await greedy(be, cases);
+        cases.forEach((c, i) => assert.deepEqual(batched[i], c.greedy, `case ${i}, split-KV`));
+      } finally {
+        await be.release();
+      }
+    },
+  );
+}
+
+for (const kvCache of ["f32", "f16"] as const) {
+  gpuTest(`webgpu pg1-tiny: a ${kvCache} KV cache grown mid-decode keeps HF's tokens`, async () => {
+    const be = await loadGpu("pg1-tiny", "hf", { kvCache });
+    try {
+      const [c] = await fixtureCases("pg1-tiny");
+      const n = c.ids.length;
+      const r = row(c.ids);
+      const pick = { sampling: { temperature: 0, topK: 0, topP: 1 } };
+      // Room for one decoded position: the second decode step grows the cache.
+      let out = await be.prefill({
+        batchSize: 1,
+        length: n,
+        inputIds: c.ids,
+        attentionMask: r.attentionMask,
+        positionIds: r.positionIds,
+        image: await be.encodeImages(c.pixels, 1),
+        reserve: 1,
+      }, pick);
+      const tokens = [out.tokens[0]];
+      for (let step = 0; step < 5; step++) {
+        out = await be.decode({
+          cache: out.cache,
+          tokens: Int32Array.of(out.tokens[0]),
+          positionIds: Int32Array.of(n + step + 1),
+          attentionMask: new Int32Array(n + step + 1).fill(1),
+        }, pick);
+        tokens.push(out.tokens[0]);
+      }
+      assert.deepEqual(tokens, c.greedy.slice(0, 6));
+    } finally {
+      await be.release();
+    }
+  });
+}
 
 /** The JSON lines of a pg run, timings removed and scores rounded to 5 significant digits. */
 function comparable(stdout: string): unknown[] {
@@ -399,17 +468,37 @@ for (const model of ["pg1-tiny", "pg2-tiny"]) {
             });
             return { err, agree: agree / total };
           };
-          const gpu = await measure(
-            await WebGpuBackend.load(openOnnxWeights(md, p), { stored: p }),
-          );
+          const be = await WebGpuBackend.load(openOnnxWeights(md, p), { stored: p });
+          // The folder's matrices stay in their stored precision on the device.
+          const storage = [...be.storage].map(([f, n]) => `${n} ${f}`).join(", ");
+          const want = p === "fp32" ? "f32" : p === "fp16" ? "f16" : p;
+          if (!be.storage.has(want as "f32")) failures.push(`${p}: stored as ${storage}`);
+          // fp16: every matrix f16 but the patch embedding, a Conv the folder keeps in fp32.
+          if (p === "fp16" && (be.storage.get("f32") ?? 0) > 1) {
+            failures.push(`fp16: stored as ${storage}`);
+          }
+          const gpu = await measure(be);
           const ort = await measure(await OnnxBackend.load(md, { dtype: p, threads: 1 }));
           console.log(
-            `  ${model} ${p}: webgpu max rel err ${(gpu.err * 100).toFixed(3)}% top-1 ` +
-              `${(gpu.agree * 100).toFixed(1)}%; onnx ${(ort.err * 100).toFixed(3)}% ` +
+            `  ${model} ${p} (${storage}): webgpu max rel err ${(gpu.err * 100).toFixed(3)}% ` +
+              `top-1 ${(gpu.agree * 100).toFixed(1)}%; onnx ${(ort.err * 100).toFixed(3)}% ` +
               `${(ort.agree * 100).toFixed(1)}% (limits ${limit * 100}%, ${minAgree * 100}%)`,
           );
           if (gpu.err >= limit) failures.push(`${p} rel err ${gpu.err} above ${limit}`);
           if (gpu.agree < minAgree) failures.push(`${p} top-1 agreement ${gpu.agree}`);
+          if (p === "fp16") {
+            // The f16-arithmetic GEMM's code path (f32 types where the adapter lacks
+            // shader-f16, as llvmpipe does): the same bounds.
+            const logic = await measure(
+              await WebGpuBackend.load(openOnnxWeights(md, p), {
+                stored: p,
+                arithmetic: "f16-logic",
+              }),
+            );
+            console.log(`  ${model} fp16, f16-logic GEMM: max rel err ${logic.err}`);
+            if (logic.err >= limit) failures.push(`f16-logic rel err ${logic.err}`);
+            if (logic.agree < minAgree) failures.push(`f16-logic agreement ${logic.agree}`);
+          }
         }
         assert.deepEqual(failures, []);
       }),
@@ -483,6 +572,13 @@ gpuTest(
       got.forEach((g, i) => assert.deepEqual(g, want[i], `case ${i} logits`));
       assert.deepEqual(gotTokens, wantTokens);
       assert.deepEqual(gotTokens, cases.map((c) => c.greedy));
+      // 3 KiB: every matrix in chunks, the fused norms, residuals and GELU-gates run after them.
+      const tiny = await WebGpuBackend.load(ck.source, { maxBufferBytes: LIMIT_ALL_CHUNKED });
+      const gotAll = await allLogits(tiny, cases);
+      const allTokens = await greedy(tiny, cases);
+      await tiny.release();
+      gotAll.forEach((g, i) => assert.ok(relErr(g, want[i]) < 1e-5, `case ${i}, all chunked`));
+      assert.deepEqual(allTokens, wantTokens);
     } finally {
       ck.close();
     }
