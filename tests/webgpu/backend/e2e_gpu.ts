@@ -372,6 +372,33 @@ gpuTest(
     }),
 );
 
+gpuTest(
+  "webgpu pg2-tiny: pg caption and pg answer give the ONNX backend's output, byte for byte",
+  () =>
+    withTempDir(async (dir) => {
+      const folder = join(dir, "pg2");
+      await Deno.mkdir(folder);
+      await convertFixture("pg2-tiny", "hf", folder);
+      const images = [join(IMAGES, "chelsea.png"), join(IMAGES, "astronaut.png")];
+      const hf = join(FIX, "pg2-tiny", "hf");
+      const runs = [
+        ["caption", ...images, "--max-tokens", "20"],
+        ["caption", ...images, "--max-tokens", "20", "--json"],
+        ["answer", ...images, "--question", "what is this?", "--max-tokens", "12", "--json"],
+      ];
+      for (const args of runs) {
+        const onnx = await runPg([...args, "--model", folder]);
+        assert.equal(onnx.code, 0, onnx.stderr);
+        const gpu = await runPg([...args, "--model", hf, "--backend", "webgpu"]);
+        assert.equal(gpu.code, 0, gpu.stderr);
+        if (args.includes("--json")) {
+          assert.deepEqual(comparable(gpu.stdout), comparable(onnx.stdout), args.join(" "));
+        } else assert.equal(gpu.stdout, onnx.stdout, args.join(" "));
+        assert.ok(onnx.stdout.trim().length > 0, `${args[0]}: empty output`);
+      }
+    }),
+);
+
 gpuTest("webgpu VQ-VAE decoder: the 20 fixture masks within 1e-4, one batch", async () => {
   const dir = join(ROOT, "tests/fixtures/vqvae");
   const meta = JSON.parse(await Deno.readTextFile(join(dir, "codes.json"))) as {
