@@ -15,10 +15,16 @@ import { evaluateShapes, readTruth } from "./helpers/shapes_eval.ts";
 const shapes = new URL("./fixtures/models/shapes/", import.meta.url).pathname;
 const heldout = join(shapes, "heldout");
 
-/** Measured on the committed set (BENCHMARKS.md) minus the margin. */
+/**
+ * Measured on the committed set (2026-12-01, BENCHMARKS.md "Demo model accuracy") minus a margin.
+ * The model is weak (targets not reached): captions 5/24, counts 17/48, mAP@.5 0.0025, and its
+ * `segment` answers are empty (mask IoU 0), so only these floors can fail.
+ */
 const FLOORS = {
-  big_vision: { map50: 0, map: 0, maskIou: 0 },
-  "hf-demo": { map50: 0, map: 0, maskIou: 0 },
+  caption: 0.15,
+  count: 0.3,
+  big_vision: { map50: 0.002 },
+  "hf-demo": { map50: 0.002 },
 } as const;
 
 Deno.test("coco mAP: our evaluator agrees with pycocotools on synthetic detections", async () => {
@@ -61,14 +67,14 @@ Deno.test("shapes model: detection mAP and mask IoU on held-out scenes, both con
       conventions: ["big_vision", "hf-demo"],
       work,
     });
-    for (const [c, floor] of Object.entries(FLOORS)) {
+    assert.ok(m.caption >= FLOORS.caption, `caption exact ${m.caption}; floor ${FLOORS.caption}`);
+    assert.ok(m.count >= FLOORS.count, `count accuracy ${m.count}; floor ${FLOORS.count}`);
+    for (const c of ["big_vision", "hf-demo"] as const) {
       const got = m.conventions[c];
       const msg = `${c}: mAP@.5 ${got.map50.toFixed(4)}, mAP ${got.map.toFixed(4)}, mask IoU ${
         got.maskIou.toFixed(4)
       }`;
-      assert.ok(got.map50 >= floor.map50, `${msg}; mAP@.5 floor ${floor.map50}`);
-      assert.ok(got.map >= floor.map, `${msg}; mAP floor ${floor.map}`);
-      assert.ok(got.maskIou >= floor.maskIou, `${msg}; mask IoU floor ${floor.maskIou}`);
+      assert.ok(got.map50 >= FLOORS[c].map50, `${msg}; mAP@.5 floor ${FLOORS[c].map50}`);
     }
   } finally {
     await Deno.remove(work, { recursive: true });

@@ -3,7 +3,8 @@
 #   1. train_vqvae.py   VQ-VAE on scene masks -> vae.npz (vae-oid layout), encoder for the seg targets
 #   2. train_model.py   tiny PaliGemma, HF transformers, prefix-LM -> hf/ (float16 safetensors)
 #   3. make_heldout.py  24 held-out scenes + truth.json + the pycocotools mAP oracle (map_check.json)
-# then tests/reference/make_manifest.py. About 3 + 25 minutes on an idle 2-core CPU (longer when shared).
+# then tests/reference/make_manifest.py. About 3 + 20 minutes on an idle 2-core CPU (4000 steps at
+# 0.28 s; 0.3-0.9 s a step when the machine is shared).
 # Seeded and deterministic for a given torch build and thread count (1 thread, as the other reference scripts).
 # PYTHON defaults to /root/.cache/pg/venv (requirements.txt; pycocotools too, see ../README.md).
 set -euo pipefail

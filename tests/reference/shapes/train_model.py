@@ -37,9 +37,9 @@ CFG = dict(image=112, patch=16, v_hidden=96, v_heads=4, v_mlp=192, v_layers=2,
 SEED = 4242
 TRAIN_SEED0 = 10_000_000
 STEPS = int(os.environ.get("PG_SHAPES_STEPS", "4000"))  # length of the learning-rate schedule
-# Training stops after step STOP (inclusive) of that schedule: the committed weights are step 2400's
-# (the time budget of a shared 2-core machine), identical to the ckpt-2400 a full run saves.
-STOP = int(os.environ.get("PG_SHAPES_STOP", "2400"))
+# PG_SHAPES_STOP=K stops after step K (inclusive) of that schedule, with the same weights as the
+# ckpt-K a full run saves (for a shorter run on a busy machine); the committed weights are the full run.
+STOP = int(os.environ.get("PG_SHAPES_STOP", str(STEPS - 1)))
 BATCH = 16
 LR, WARMUP = 1.5e-3, 100
 TASKS = [("caption", 0.2), ("count", 0.2), ("detect", 0.3), ("segment", 0.3)]
