@@ -20,6 +20,8 @@ if [[ "${1:-}" == "--check" ]]; then
   trap 'rm -rf "$check"' EXIT
   cp "$FIXTURES/README.md" "$check/README.md"  # hand-written, listed in the manifest
   mkdir -p "$check/lora" && cp "$FIXTURES/lora/README.md" "$check/lora/README.md"  # hand-written too
+  # models/shapes/ is trained by shapes/generate.sh (~30 min), not by this script: copied as is.
+  mkdir -p "$check/models" && cp -r "$FIXTURES/models/shapes" "$check/models/shapes"
   export PG_FIXTURES_DIR="$check"               # every generator writes here (common.py)
 elif [[ -n "${1:-}" ]]; then
   echo "usage: generate.sh [--check]" >&2
