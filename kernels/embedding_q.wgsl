@@ -28,19 +28,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-fn byte_of(i: u32) -> u32 {
-  return (Z[i / 4u] >> ((i % 4u) * 8u)) & 255u;
-}
-
-fn zero_point(n: u32, b: u32, mid: f32) -> f32 {
-  if (ZP == 8u) {
-    return f32(byte_of(n * p.zs + b));
-  }
-  if (ZP == 4u) {
-    return f32((byte_of(n * p.zs + b / 2u) >> ((b % 2u) * 4u)) & 15u);
-  }
-  return mid;
-}
+//! include quant_zero_points
 
 fn value(n: u32, d: u32) -> f32 {
   let row = n * p.rw;

@@ -49,38 +49,9 @@ var<workgroup> As: array<vec4<f32>, TK * TY>;
 var<workgroup> Ws: array<vec4<f32>, TK * TX>;
 var<workgroup> inv: array<f32, 4u * TY>;
 
-fn byte_of(i: u32) -> u32 {
-  return (Z[i / 4u] >> ((i % 4u) * 8u)) & 255u;
-}
+//! include quant_zero_points
 
-fn zero_point(n: u32, b: u32, mid: f32) -> f32 {
-  if (ZP == 8u) {
-    return f32(byte_of(n * p.zs + b));
-  }
-  if (ZP == 4u) {
-    return f32((byte_of(n * p.zs + b / 2u) >> ((b % 2u) * 4u)) & 15u);
-  }
-  return mid;
-}
-
-// W[n, k] as f32 (n < N, k < K).
-fn wval(n: u32, k: u32) -> f32 {
-  let base = n * p.row_words;
-  if (FMT == 0u) {
-    return bitcast<f32>(W[base + k]);
-  }
-  if (FMT == 1u) {
-    return unpack2x16float(W[base + k / 2u])[k % 2u];
-  }
-  let b = k / BS;
-  let sc = S[n * p.blocks + b];
-  if (FMT == 2u) {
-    let c = (W[base + k / 4u] >> ((k % 4u) * 8u)) & 255u;
-    return (f32(c) - zero_point(n, b, 128.0)) * sc;
-  }
-  let c = (W[base + k / 8u] >> ((k % 8u) * 4u)) & 15u;
-  return (f32(c) - zero_point(n, b, 8.0)) * sc;
-}
+//! include gemm_weight
 
 fn gelu_tanh(x: f32) -> f32 {
   let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);

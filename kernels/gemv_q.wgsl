@@ -81,19 +81,7 @@ fn dot4(w: vec4<f32>, i: u32) -> vec4<f32> {
   return w * xs(i);
 }
 
-fn byte_of(i: u32) -> u32 {
-  return (Z[i / 4u] >> ((i % 4u) * 8u)) & 255u;
-}
-
-fn zero_point(n: u32, b: u32, mid: f32) -> f32 {
-  if (ZP == 8u) {
-    return f32(byte_of(n * p.zs + b));
-  }
-  if (ZP == 4u) {
-    return f32((byte_of(n * p.zs + b / 2u) >> ((b % 2u) * 4u)) & 15u);
-  }
-  return mid;
-}
+//! include quant_zero_points
 
 fn unit_sum(n: u32, u: u32) -> vec4<f32> {
   let w = W[n * p.rw4 + u];

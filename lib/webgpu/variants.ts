@@ -14,19 +14,31 @@ export type Overrides = Readonly<Record<string, number>>;
 const sources = new Map<string, Promise<string>>();
 const pipelines = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
 
-/** Reads `kernels/<file>.wgsl` once. */
+/** A line `//! include NAME` stands for the text of `kernels/NAME.wgsl` (code shared by kernels). */
+const INCLUDE = /^\/\/! include (\w+)$/gm;
+
+/** Reads `kernels/<file>.wgsl` once, with its `//! include` lines replaced by those files. */
 function source(file: string): Promise<string> {
   let s = sources.get(file);
   if (!s) {
     const url = new URL(`../../kernels/${file}.wgsl`, import.meta.url);
-    s = Deno.readTextFile(url).catch((err) => {
+    s = Deno.readTextFile(url).then(withIncludes).catch((err) => {
       sources.delete(file);
+      if (err instanceof InputError) throw err;
       const why = err instanceof Error ? err.message : String(err);
       throw new InputError(`kernels/${file}.wgsl: cannot read the WGSL kernel (${why})`);
     });
     sources.set(file, s);
   }
   return s;
+}
+
+/** `code` with each `//! include NAME` line replaced by `kernels/NAME.wgsl` (itself expanded). */
+async function withIncludes(code: string): Promise<string> {
+  const names = [...new Set([...code.matchAll(INCLUDE)].map((m) => m[1]))];
+  const texts = new Map<string, string>();
+  for (const name of names) texts.set(name, await source(name));
+  return code.replace(INCLUDE, (_line, name: string) => texts.get(name)!);
 }
 
 /** The pipeline of `kernels/<file>.wgsl` (entry `main`) with `constants`, compiled once. */
