@@ -11,8 +11,8 @@ import type { Precision } from "../lib/model/precision.ts";
 import { TOKENIZER_CACHE } from "../lib/tokenizer/cache.ts";
 import { UsageError } from "../lib/errors.ts";
 
-/** The files loading `dir` at `dtype` reads: each graph, its external data, the tokenizer. */
-export function modelFiles(dir: ModelDir, dtype: Precision): string[] {
+/** The files of `dir`'s graphs at `dtype`: each `.onnx` and the external data beside it. */
+export function graphFiles(dir: ModelDir, dtype: Precision): string[] {
   const files: string[] = [];
   for (const g of GRAPHS) {
     const path = dir.graph(g, dtype);
@@ -21,6 +21,12 @@ export function modelFiles(dir: ModelDir, dtype: Precision): string[] {
       if (e.isFile && e.name.startsWith(name)) files.push(join(dirname(path), e.name));
     }
   }
+  return files;
+}
+
+/** The files loading `dir` at `dtype` reads: each graph, its external data, the tokenizer. */
+export function modelFiles(dir: ModelDir, dtype: Precision): string[] {
+  const files = graphFiles(dir, dtype);
   const tokDir = dirname(dir.tokenizer);
   for (const f of ["tokenizer.json", TOKENIZER_CACHE, "tokenizer_config.json", "tokenizer.model"]) {
     const p = join(tokDir, f);

@@ -34,38 +34,13 @@ import { type GraphName, GRAPHS, openModelDir } from "../../lib/backend/model_di
 import type { Precision } from "../../lib/model/precision.ts";
 import { loadTokenizer } from "../../lib/tokenizer/load.ts";
 import { loadModel, parseModelArgs } from "../../cli/model_args.ts";
+import { graphFiles, readFiles } from "../../cli/page_cache.ts";
 
 /** One child's figures: a name → milliseconds (or another number) map. */
 type Figures = Record<string, number>;
 
-/** Every file one precision's three graphs read: each .onnx and the external data it names. */
-function graphFiles(dir: string, dtype: Precision): string[] {
-  return GRAPHS.flatMap((g) => {
-    const onnx = join(dir, "onnx", `${g}${suffix(dtype)}.onnx`);
-    const data = fs.readdirSync(dirname(onnx)).filter((f) =>
-      f.startsWith(`${g}${suffix(dtype)}.onnx_data`)
-    ).map((f) => join(dirname(onnx), f));
-    return [onnx, ...data];
-  });
-}
-
 function suffix(dtype: Precision): string {
   return { fp32: "", fp16: "_fp16", q8: "_quantized", q4: "_q4" }[dtype];
-}
-
-async function readAll(files: string[]): Promise<Figures> {
-  const buf = new Uint8Array(64 << 20);
-  let bytes = 0;
-  const t = performance.now();
-  for (const f of files) {
-    using file = await Deno.open(f);
-    for (;;) {
-      const n = await file.read(buf);
-      if (n === null) break;
-      bytes += n;
-    }
-  }
-  return { ms: performance.now() - t, bytes };
 }
 
 /** The backend's session options (lib/backend/onnx.ts) at one optimisation level. */
@@ -211,7 +186,7 @@ async function backend(dir: string, dtype: Precision, threads: number, steps: nu
 }
 
 async function child(dir: string, dtype: Precision, spec: string, threads: number, steps: number) {
-  if (spec === "read") return await readAll(graphFiles(dir, dtype));
+  if (spec === "read") return await readFiles(graphFiles(await openModelDir(dir), dtype));
   if (spec === "tokenizer") {
     const model = await openModelDir(dir);
     const t = performance.now();
@@ -286,7 +261,7 @@ async function main() {
   console.log(`load average before: ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   // Several folders (e.g. before and after a convert change) are measured case by case in turn,
   // so that both see the same stretch of this shared machine.
-  for (const d of positionals) await readAll(graphFiles(d, dtype)); // warm the page cache
+  for (const d of positionals) await readFiles(graphFiles(await openModelDir(d), dtype)); // warm the page cache
   for (let r = 0; r < Number(values.repeat); r++) {
     for (const c of cases) {
       for (const d of positionals) {
