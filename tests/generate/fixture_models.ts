@@ -12,6 +12,10 @@ import { openSafetensors } from "../../lib/checkpoint/safetensors.ts";
 import { convertModel } from "../../lib/convert/convert.ts";
 import type { Precision } from "../../lib/convert/layers.ts";
 import type { ConvertSource } from "../../lib/convert/source.ts";
+import type { Backend } from "../../lib/backend/backend.ts";
+import { generate, type GenerateOptions } from "../../lib/generate/generate.ts";
+import { batchPrompts } from "../../lib/prompt/batch.ts";
+import type { PromptInput } from "../../lib/prompt/build.ts";
 
 /** tests/fixtures/models/ */
 export const FIX = new URL("../fixtures/models/", import.meta.url).pathname;
@@ -103,4 +107,37 @@ export async function withTempDir<T>(body: (dir: string) => Promise<T>): Promise
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** A fixture case's ids as one prompt row (no image tokens; the whole row is the prefix). */
+export function caseRow(ids: Int32Array): PromptInput {
+  const n = ids.length;
+  return {
+    inputIds: ids,
+    tokenTypeIds: new Int32Array(n),
+    positionIds: Int32Array.from({ length: n }, (_, i) => i + 1),
+    attentionMask: new Int32Array(n).fill(1),
+    prefixLength: n,
+    numImageTokens: 0,
+  };
+}
+
+/** Generates `steps` tokens (no EOS stop) for `cases` as one left-padded batch on `be`. */
+export async function generateCases(
+  be: Backend,
+  cases: readonly FixtureCase[],
+  steps: number,
+  opts: Partial<GenerateOptions> = {},
+): Promise<number[][]> {
+  const batch = batchPrompts(cases.map((c) => caseRow(c.ids)), be.config.padTokenId);
+  const px = new Float32Array(cases.length * cases[0].pixels.length);
+  cases.forEach((c, i) => px.set(c.pixels, i * c.pixels.length));
+  const feats = await be.encodeImages(px, cases.length);
+  const res = await generate(be, batch, feats, {
+    maxTokens: steps,
+    eosIds: [],
+    padId: be.config.padTokenId,
+    ...opts,
+  });
+  return res.tokens;
 }

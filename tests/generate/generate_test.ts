@@ -13,42 +13,26 @@ import { generate, type GenerateOptions } from "../../lib/generate/generate.ts";
 import { isFailure, runJobs } from "../../lib/generate/pipeline.ts";
 import { seededRng } from "../../lib/generate/rng.ts";
 import type { SamplingOptions } from "../../lib/generate/sampling.ts";
-import { batchPrompts, type PromptBatch } from "../../lib/prompt/batch.ts";
-import type { PromptInput } from "../../lib/prompt/build.ts";
+import { batchPrompts } from "../../lib/prompt/batch.ts";
 import { loadTokenizer } from "../../lib/tokenizer/load.ts";
-import { convertFixture, type FixtureCase, fixtureCases, withTempDir } from "./fixture_models.ts";
+import {
+  caseRow,
+  convertFixture,
+  type FixtureCase,
+  fixtureCases,
+  generateCases,
+  withTempDir,
+} from "./fixture_models.ts";
 
 const STEPS = 24;
 
-function row(ids: Int32Array): PromptInput {
-  const n = ids.length;
-  return {
-    inputIds: ids,
-    tokenTypeIds: new Int32Array(n),
-    positionIds: Int32Array.from({ length: n }, (_, i) => i + 1),
-    attentionMask: new Int32Array(n).fill(1),
-    prefixLength: n,
-    numImageTokens: 0,
-  };
-}
-
 /** Generates for `cases` as one left-padded batch, from the fixture's ids and pixel values. */
-async function run(
+function run(
   be: Backend,
   cases: readonly FixtureCase[],
   opts: Partial<GenerateOptions> = {},
 ): Promise<number[][]> {
-  const batch: PromptBatch = batchPrompts(cases.map((c) => row(c.ids)), be.config.padTokenId);
-  const px = new Float32Array(cases.length * cases[0].pixels.length);
-  cases.forEach((c, i) => px.set(c.pixels, i * c.pixels.length));
-  const feats = await be.encodeImages(px, cases.length);
-  const res = await generate(be, batch, feats, {
-    maxTokens: STEPS,
-    eosIds: [],
-    padId: be.config.padTokenId,
-    ...opts,
-  });
-  return res.tokens;
+  return generateCases(be, cases, STEPS, opts);
 }
 
 const SOURCES: [string, string][] = [
@@ -115,7 +99,7 @@ Deno.test("generate pg2-tiny: stops at an EOS id and at maxTokens", () =>
       // meets the same id, and the stop reasons say why.
       const stopId = b.greedy[5];
       const first = (g: number[]) => (g.indexOf(stopId) < 0 ? g.length : g.indexOf(stopId));
-      const batch = batchPrompts([row(a.ids), row(b.ids)], be.config.padTokenId);
+      const batch = batchPrompts([caseRow(a.ids), caseRow(b.ids)], be.config.padTokenId);
       const feats = await be.encodeImages(new Float32Array([...a.pixels, ...b.pixels]), 2);
       const res = await generate(be, batch, feats, {
         maxTokens: STEPS,

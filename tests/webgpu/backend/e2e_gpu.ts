@@ -18,16 +18,15 @@ import { OnnxBackend } from "../../../lib/backend/onnx.ts";
 import { WebGpuBackend, type WebGpuBackendOptions } from "../../../lib/backend/webgpu.ts";
 import { toFloat32 } from "../../../lib/checkpoint/dtype.ts";
 import { openSafetensors } from "../../../lib/checkpoint/safetensors.ts";
-import { generate } from "../../../lib/generate/generate.ts";
 import { isFailure, runJobs } from "../../../lib/generate/pipeline.ts";
-import { batchPrompts } from "../../../lib/prompt/batch.ts";
-import type { PromptInput } from "../../../lib/prompt/build.ts";
 import { loadTokenizer } from "../../../lib/tokenizer/load.ts";
 import {
+  caseRow,
   convertFixture,
   FIX,
   type FixtureCase,
   fixtureCases,
+  generateCases,
   withTempDir,
 } from "../../generate/fixture_models.ts";
 import { runPg } from "../../helpers/cli.ts";
@@ -80,18 +79,6 @@ function cols(a: Float32Array, width: number, n: number): Float32Array {
   return out;
 }
 
-function row(ids: Int32Array): PromptInput {
-  const n = ids.length;
-  return {
-    inputIds: ids,
-    tokenTypeIds: new Int32Array(n),
-    positionIds: Int32Array.from({ length: n }, (_, i) => i + 1),
-    attentionMask: new Int32Array(n).fill(1),
-    prefixLength: n,
-    numImageTokens: 0,
-  };
-}
-
 /** The WebGPU backend over a fixture checkpoint (a big_vision npz gets the HF config's scalars). */
 async function loadGpu(
   model: string,
@@ -112,17 +99,8 @@ async function loadGpu(
 }
 
 /** Greedy tokens for `cases` as one left-padded batch. */
-async function greedy(be: Backend, cases: readonly FixtureCase[]): Promise<number[][]> {
-  const batch = batchPrompts(cases.map((c) => row(c.ids)), be.config.padTokenId);
-  const px = new Float32Array(cases.length * cases[0].pixels.length);
-  cases.forEach((c, i) => px.set(c.pixels, i * c.pixels.length));
-  const feats = await be.encodeImages(px, cases.length);
-  const res = await generate(be, batch, feats, {
-    maxTokens: STEPS,
-    eosIds: [],
-    padId: be.config.padTokenId,
-  });
-  return res.tokens;
+function greedy(be: Backend, cases: readonly FixtureCase[]): Promise<number[][]> {
+  return generateCases(be, cases, STEPS);
 }
 
 const SOURCES: [string, string][] = [
@@ -304,7 +282,7 @@ for (const kvCache of ["f32", "f16"] as const) {
     try {
       const [c] = await fixtureCases("pg1-tiny");
       const n = c.ids.length;
-      const r = row(c.ids);
+      const r = caseRow(c.ids);
       const pick = { sampling: { temperature: 0, topK: 0, topP: 1 } };
       // Room for one decoded position: the second decode step grows the cache.
       let out = await be.prefill({
@@ -430,7 +408,7 @@ gpuTest("webgpu VQ-VAE decoder: the 20 fixture masks within 1e-4, one batch", as
 async function allLogits(be: Backend, cases: readonly FixtureCase[]): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
   for (const c of cases) {
-    const r = row(c.ids);
+    const r = caseRow(c.ids);
     const res = await be.prefillLogits({
       batchSize: 1,
       length: c.ids.length,
@@ -537,7 +515,7 @@ gpuTest("webgpu decode steps: one submission each, nothing allocated after the f
   try {
     const [c] = await fixtureCases("pg1-tiny");
     const n = c.ids.length;
-    const r = row(c.ids);
+    const r = caseRow(c.ids);
     const pick = { sampling: { temperature: 0, topK: 0, topP: 1 }, withProbs: true };
     let out = await be.prefill({
       batchSize: 1,
