@@ -8,6 +8,8 @@
 import { join } from "node:path";
 import { type CocoRle, decodeRle } from "../../lib/mask/rle.ts";
 import type { Convention } from "../../lib/detect/convention.ts";
+import { locateObjects } from "../../lib/detect/objects.ts";
+import type { MaskDecoder } from "../../lib/vqvae/session.ts";
 import { runPg } from "./cli.ts";
 import { boxIou, cocoMap, type DetBox, type GtBox } from "./coco_map.ts";
 
@@ -21,6 +23,8 @@ export interface TruthObject {
   readonly box: readonly number[];
   /** Visible mask, COCO RLE. */
   readonly mask: CocoRle;
+  /** The `segment` answer a perfect model gives (big_vision loc tokens, the VQ-VAE's seg codes). */
+  readonly answer: string;
 }
 
 /** One held-out scene. */
@@ -191,4 +195,54 @@ export async function evaluateShapes(opts: EvaluateOptions): Promise<ShapesMetri
     conventions[c] = { map, map50, maskIou, coco };
   }
   return { images: truth.images.length, caption, count, conventions };
+}
+
+/** How well the CLI's placement code turns perfect answers back into the truth, per convention. */
+export interface OracleMetrics {
+  /** Objects placed. */
+  readonly objects: number;
+  /** Fraction whose label is the truth object's. */
+  readonly labels: number;
+  /** Mean box IoU with the truth object (same answer position). */
+  readonly boxIou: number;
+  /** Mean mask IoU with the truth object's mask. */
+  readonly maskIou: number;
+}
+
+/**
+ * Places each scene's perfect `segment` answer (all objects, " ; "-joined; truth.json `answer`) with
+ * the product's parser, box convention, VQ-VAE decoder and mask paste, and compares object k with
+ * truth object k: what a flawless model would score, so any loss comes from the placement code.
+ */
+export async function oracleSegment(
+  truth: Truth,
+  decoder: MaskDecoder,
+  convention: Convention,
+): Promise<OracleMetrics> {
+  let n = 0;
+  let labels = 0;
+  let boxSum = 0;
+  let maskSum = 0;
+  for (const img of truth.images) {
+    const answer = img.objects.map((o) => o.answer).join(" ; ");
+    const placed = await locateObjects(answer, {
+      mode: "segment",
+      convention,
+      width: img.width,
+      height: img.height,
+      tokenProbs: null,
+      decoder,
+    });
+    img.objects.forEach((o, k) => {
+      n++;
+      const p = placed.objects[k];
+      if (!p) return;
+      if (p.label === o.shape) labels++;
+      const { x1, y1, x2, y2 } = p.box;
+      const [tx1, ty1, tx2, ty2] = o.box;
+      boxSum += boxIou([x1, y1, x2 - x1, y2 - y1], [tx1, ty1, tx2 - tx1, ty2 - ty1]);
+      if (p.mask) maskSum += maskIou(decodeRle(o.mask).data, p.mask.data);
+    });
+  }
+  return { objects: n, labels: labels / n, boxIou: boxSum / n, maskIou: maskSum / n };
 }

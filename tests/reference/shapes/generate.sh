@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Regenerates the shapes demo model under tests/fixtures/models/shapes/ (test oracle; Python only here):
 #   1. train_vqvae.py   VQ-VAE on scene masks -> vae.npz (vae-oid layout), encoder for the seg targets
-#   2. train_model.py   tiny PaliGemma, HF transformers, prefix-LM -> hf/ (float16 safetensors)
-#   3. make_heldout.py  24 held-out scenes + truth.json + the pycocotools mAP oracle (map_check.json)
-# then tests/reference/make_manifest.py. About 3 + 20 minutes on an idle 2-core CPU (4000 steps at
-# 0.28 s; 0.3-0.9 s a step when the machine is shared).
+#   2. pretrain_vision.py  stage 0: the SigLIP-style vision tower alone, dense shape/colour labels
+#   3. train_model.py   tiny PaliGemma, HF transformers, prefix-LM -> hf/ (float16 safetensors)
+#   4. make_heldout.py  24 held-out scenes + truth.json + the pycocotools mAP oracle (map_check.json)
+# then tests/reference/make_manifest.py. About 3 + 5 + 25 minutes on an idle 2-core CPU (stage 0: 12000
+# scenes and 3000 steps; then 9000 steps at 0.17 s, the batches made in a second process).
 # Seeded and deterministic for a given torch build and thread count (1 thread, as the other reference scripts).
 # PYTHON defaults to /root/.cache/pg/venv (requirements.txt; pycocotools too, see ../README.md).
 set -euo pipefail
@@ -13,6 +14,7 @@ PY="${PYTHON:-/root/.cache/pg/venv/bin/python}"
 export PYTHONHASHSEED=0 TZ=UTC OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 export TRANSFORMERS_OFFLINE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 "$PY" train_vqvae.py
+"$PY" pretrain_vision.py
 "$PY" train_model.py
 "$PY" make_heldout.py
 (cd .. && "$PY" make_manifest.py)

@@ -1,6 +1,8 @@
 """Held-out shape scenes (seeds HELDOUT_SEED0 + i; training uses seeds >= 10,000,000, the VQ-VAE 7,001,000+)
-with their ground truth: PNGs plus truth.json (captions, per-shape counts, and a COCO ground-truth
-dict with boxes and RLE masks, category_id = position in SHAPES + 1, image_id = position + 1).
+with their ground truth: PNGs plus truth.json (captions, per-shape counts, a COCO ground-truth dict
+with boxes and RLE masks, category_id = position in SHAPES + 1, image_id = position + 1, and per
+object the `segment` answer a perfect model gives: big_vision loc tokens + the VQ-VAE encoder's 16
+seg tokens + label, the oracle of the CLI's box, mask and label placement).
 
   python make_heldout.py                  the committed set: 24 scenes -> <fixtures>/models/shapes/heldout/
   python make_heldout.py --n 200 --out D  the benchmark set (BENCHMARKS.md): 200 scenes, same seeds first
@@ -16,6 +18,7 @@ from pycocotools import mask as mask_util
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import scenes  # noqa: E402
+import train_vqvae as vq  # noqa: E402
 from train_vqvae import FIX  # noqa: E402
 
 HELDOUT_SEED0 = 900_000
@@ -62,6 +65,10 @@ def main():
     ap.add_argument("--out", default=os.path.join(FIX, "models", "shapes", "heldout"))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    import torch
+    state = torch.load(os.path.join(vq.BUILD, "vq_encoder.pt"))
+    enc = vq.encoder(vq.D)
+    enc.load_state_dict(state["encoder"])
     images, coco_images, anns = [], [], []
     for i in range(a.n):
         seed = HELDOUT_SEED0 + i
@@ -69,11 +76,15 @@ def main():
         name = f"scene_{i:03d}.png"
         save_png(sc["image"], os.path.join(a.out, name))
         objs = []
-        for o in scenes.left_to_right(sc["objects"]):
+        ordered = scenes.left_to_right(sc["objects"])
+        codes = vq.encode_codes(enc, state["book"], np.stack([scenes.mask_crop64(o["mask"], o["box"]) for o in ordered]))
+        for o, code in zip(ordered, codes):
             rle = mask_util.encode(np.asfortranarray(o["mask"].astype(np.uint8)))
             rle = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
             x1, y1, x2, y2 = o["box"]
-            objs.append({"shape": o["shape"], "colour": o["colour"], "box": o["box"], "mask": rle})
+            answer = scenes.loc_tokens(o["box"], sc["width"], sc["height"]) + \
+                "".join(f"<seg{int(c):03d}>" for c in code) + " " + o["shape"]
+            objs.append({"shape": o["shape"], "colour": o["colour"], "box": o["box"], "mask": rle, "answer": answer})
             anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": scenes.SHAPES.index(o["shape"]) + 1,
                          "bbox": [x1, y1, x2 - x1, y2 - y1], "area": int(o["mask"].sum()), "iscrowd": 0,
                          "segmentation": rle})
