@@ -65,10 +65,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(FIX, "models", "shapes", "heldout"))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    import torch
-    state = torch.load(os.path.join(vq.BUILD, "vq_encoder.pt"))
-    enc = vq.encoder(vq.D)
-    enc.load_state_dict(state["encoder"])
+    enc, book = vq.load_encoder()
     images, coco_images, anns = [], [], []
     for i in range(a.n):
         seed = HELDOUT_SEED0 + i
@@ -77,14 +74,13 @@ def main():
         save_png(sc["image"], os.path.join(a.out, name))
         objs = []
         ordered = scenes.left_to_right(sc["objects"])
-        codes = vq.encode_codes(enc, state["book"], np.stack([scenes.mask_crop64(o["mask"], o["box"]) for o in ordered]))
+        codes = vq.encode_codes(enc, book, np.stack([scenes.mask_crop64(o["mask"], o["box"]) for o in ordered]))
         for o, code in zip(ordered, codes):
             rle = mask_util.encode(np.asfortranarray(o["mask"].astype(np.uint8)))
             rle = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
             x1, y1, x2, y2 = o["box"]
-            answer = scenes.loc_tokens(o["box"], sc["width"], sc["height"]) + \
-                "".join(f"<seg{int(c):03d}>" for c in code) + " " + o["shape"]
-            objs.append({"shape": o["shape"], "colour": o["colour"], "box": o["box"], "mask": rle, "answer": answer})
+            objs.append({"shape": o["shape"], "colour": o["colour"], "box": o["box"], "mask": rle,
+                         "answer": scenes.segment_object(sc, o, code)})
             anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": scenes.SHAPES.index(o["shape"]) + 1,
                          "bbox": [x1, y1, x2 - x1, y2 - y1], "area": int(o["mask"].sum()), "iscrowd": 0,
                          "segmentation": rle})

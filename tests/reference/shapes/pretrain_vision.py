@@ -41,15 +41,20 @@ BOX_WEIGHT = 2.0
 N_COLOURS = len(scenes.COLOURS)
 
 
-def label_maps(sc, side):
+def cell_coverage(o, side):
+    """An object's visible mask resized to the model's square input at cell resolution (side x side):
+    the covered fraction of each cell, as uint8 0..255."""
+    return np.asarray(Image.fromarray(o["mask"].astype(np.uint8) * 255, "L").resize((side, side), Image.BOX))
+
+
+def label_maps(sc, covs, side):
     """(side, side) shape classes (0 background, 1..4) and colour classes (0 background, 1..5) of the
-    scene resized to the model's square input: the class covering most of each cell."""
+    scene: the class covering most of each cell."""
     shape_cov = np.zeros((len(scenes.SHAPES) + 1, side, side), np.float32)
     colour_cov = np.zeros((N_COLOURS + 1, side, side), np.float32)
     occupied = np.zeros((side, side), np.float32)
-    for o in sc["objects"]:
-        m = Image.fromarray(o["mask"].astype(np.uint8) * 255, "L").resize((side, side), Image.BOX)
-        cov = np.asarray(m, np.float32) / 255.0
+    for o, c in zip(sc["objects"], covs):
+        cov = c.astype(np.float32) / 255.0
         shape_cov[scenes.SHAPES.index(o["shape"]) + 1] += cov
         colour_cov[list(scenes.COLOURS).index(o["colour"]) + 1] += cov
         occupied += cov
@@ -58,42 +63,41 @@ def label_maps(sc, side):
     return shape_cov.argmax(0), colour_cov.argmax(0)
 
 
-def box_targets(sc, side, grid):
-    """(tokens, 4) box (y1, x1, y2, x2 fractions) of the object covering most of each patch, and (tokens,)
-    1 where an object covers at least 2 of the patch's SUB*SUB cells (else no box target)."""
+def box_targets(sc, covs, grid):
+    """(tokens, 4) box (y1, x1, y2, x2 fractions) of the object covering most of each patch; (tokens,)
+    1 where an object covers at least 2 of the patch's SUB*SUB cells (else no box target); and
+    (tokens, 4 shapes) 1 where the box centre of an object of that shape lies in the patch."""
     w, h = sc["width"], sc["height"]
     best = np.zeros(grid * grid, np.float32)
     box = np.zeros((grid * grid, 4), np.float32)
-    for o in sc["objects"]:
-        m = Image.fromarray(o["mask"].astype(np.uint8) * 255, "L").resize((side, side), Image.BOX)
-        cells = (np.asarray(m, np.float32) >= 128).reshape(grid, SUB, grid, SUB).sum((1, 3)).reshape(-1)
+    centre = np.zeros((grid * grid, len(scenes.SHAPES)), np.float32)
+    for o, c in zip(sc["objects"], covs):
+        cells = (c >= 128).reshape(grid, SUB, grid, SUB).sum((1, 3)).reshape(-1)
         x1, y1, x2, y2 = o["box"]
         take = cells > best
         best[take] = cells[take]
         box[take] = [y1 / h, x1 / w, y2 / h, x2 / w]
-    centre = np.zeros((grid * grid, len(scenes.SHAPES)), np.float32)
-    for o in sc["objects"]:
-        x1, y1, x2, y2 = o["box"]
         cx, cy = (x1 + x2) / 2 / w, (y1 + y2) / 2 / h
         centre[min(int(cy * grid), grid - 1) * grid + min(int(cx * grid), grid - 1), scenes.SHAPES.index(o["shape"])] = 1
     return box, (best >= 2).astype(np.float32), centre
 
 
 def pool(proc, n):
-    """Pixel values (n, 3, S, S), per-token targets (n, tokens, SUB*SUB) for shapes and colours, and the
-    per-token boxes (n, tokens, 4) with their weights (n, tokens)."""
+    """Pixel values (n, 3, S, S) and the targets: per-token cell classes (n, tokens, SUB*SUB) for shapes
+    and colours, boxes (n, tokens, 4) with their weights (n, tokens), and centre flags (n, tokens, 4)."""
     S, P = tm.CFG["image"], tm.CFG["patch"]
     side, grid = S // P * SUB, S // P
+    # (grid*SUB, grid*SUB) -> (grid*grid tokens, SUB*SUB cells), tokens row-major as the patches are
+    to_tokens = lambda a: a.reshape(grid, SUB, grid, SUB).transpose(0, 2, 1, 3).reshape(grid * grid, SUB * SUB)
     px, shp, col, boxes, has, centres = [], [], [], [], [], []
     for i in range(n):
         sc = scenes.make_scene(VISION_SEED0 + i)
         px.append(proc(images=[sc["image"]], return_tensors="pt")["pixel_values"][0])
-        s, c = label_maps(sc, side)
-        # (grid*SUB, grid*SUB) -> (grid*grid tokens, SUB*SUB cells), tokens row-major as the patches are
-        to_tokens = lambda a: a.reshape(grid, SUB, grid, SUB).transpose(0, 2, 1, 3).reshape(grid * grid, SUB * SUB)
+        covs = [cell_coverage(o, side) for o in sc["objects"]]
+        s, c = label_maps(sc, covs, side)
         shp.append(to_tokens(s))
         col.append(to_tokens(c))
-        b, k, c = box_targets(sc, side, grid)
+        b, k, c = box_targets(sc, covs, grid)
         boxes.append(b)
         has.append(k)
         centres.append(c)

@@ -136,14 +136,15 @@ def detect_target(scene, labels):
     return " ; ".join(loc_tokens(o["box"], w, h) + " " + o["shape"] for o in objects_for(scene, labels))
 
 
+def segment_object(scene, o, codes):
+    """One object's part of a segment answer: 4 loc tokens, 16 seg tokens (its VQ-VAE codes), label."""
+    seg = "".join(f"<seg{int(c):03d}>" for c in codes)
+    return loc_tokens(o["box"], scene["width"], scene["height"]) + seg + " " + o["shape"]
+
+
 def segment_target(scene, labels, codes_of):
     """codes_of(object) -> 16 ints (the VQ-VAE codes of the object's mask in its box)."""
-    w, h = scene["width"], scene["height"]
-    out = []
-    for o in objects_for(scene, labels):
-        seg = "".join(f"<seg{c:03d}>" for c in codes_of(o))
-        out.append(loc_tokens(o["box"], w, h) + seg + " " + o["shape"])
-    return " ; ".join(out)
+    return " ; ".join(segment_object(scene, o, codes_of(o)) for o in objects_for(scene, labels))
 
 
 def mask_crop64(mask, box):

@@ -134,11 +134,9 @@ def init_special_embeddings(model, g):
 class Batcher:
     """Makes (input_ids, token_type_ids, attention_mask, labels, pixel_values) for scene seeds."""
 
-    def __init__(self, tok, proc, vq_state):
+    def __init__(self, tok, proc):
         self.tok, self.proc = tok, proc
-        self.enc = vq.encoder(vq.D)
-        self.enc.load_state_dict(vq_state["encoder"])
-        self.book = vq_state["book"]
+        self.enc, self.book = vq.load_encoder()
 
     def codes(self, objects):
         if not objects:
@@ -195,7 +193,7 @@ class Batcher:
 
 
 def loc_targets(labels):
-    """Soft targets for the loc positions of shifted labels (B, L): (B, L, 1024) or None if no loc token."""
+    """For target ids (N,): the mask of loc ids, and their soft targets (n_loc, 1024) (None if there are none)."""
     is_loc = (labels >= LOC0) & (labels < LOC0 + 1024)
     if not is_loc.any():
         return is_loc, None
@@ -299,8 +297,7 @@ def main():
     assert tok("<loc0123><seg045>", add_special_tokens=False).input_ids == [LOC0 + 123, SEG0 + 45]
     proc = SiglipImageProcessor(size={"height": CFG["image"], "width": CFG["image"]}, resample=3,
                                 image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    vq_state = torch.load(os.path.join(BUILD, "vq_encoder.pt"))
-    bat = Batcher(tok, proc, vq_state)
+    bat = Batcher(tok, proc)
     model = PaliGemmaForConditionalGeneration(hf_config())
     init_special_embeddings(model, g)
     init_patch_embedding(model)

@@ -75,6 +75,14 @@ def encode_codes(enc, book, m64):
         return quantise(z, book)[0].numpy()
 
 
+def load_encoder():
+    """The trained encoder and codebook from <build>/vq_encoder.pt (written by main())."""
+    state = torch.load(os.path.join(BUILD, "vq_encoder.pt"))
+    enc = encoder(D)
+    enc.load_state_dict(state["encoder"])
+    return enc, state["book"]
+
+
 def decode(dec, book, codes):
     q = book[torch.as_tensor(codes)].reshape(-1, 4, 4, book.shape[1]).permute(0, 3, 1, 2)
     return dec(q)[:, 0]
