@@ -45,8 +45,9 @@ def main():
     # Git stores a content once however many paths hold it (hf5/model.safetensors is byte-identical
     # to hf/model.safetensors; the hf/ tokenizer files repeat): the budget counts each content once.
     unique = sum({f["sha256"]: f["bytes"] for f in files}.values())
-    # 18 MB (was 15) since models/shapes/, the trained demo model, was added.
-    assert unique < 18_000_000, f"fixtures total {unique} distinct bytes >= 18 MB budget"
+    # 18 MB (was 15) since models/shapes/, the trained demo model, was added; 19 MB since its vision
+    # tower grew to 4 layers of 128 (2.0 -> 2.7 MB of weights).
+    assert unique < 19_000_000, f"fixtures total {unique} distinct bytes >= 19 MB budget"
     assert all(f["bytes"] < 5_000_000 for f in files), "a fixture file is >= 5 MB"
     assert all(f["made_by"] != "unknown" for f in files), [f["path"] for f in files if f["made_by"] == "unknown"]
     write_json(os.path.join(FIX, "manifest.json"), {"total_bytes": total, "distinct_bytes": unique, "files": files}, indent=1)
