@@ -51,6 +51,12 @@ SUB = 4  # sub-blocks per patch side
 SLOTS = 3  # objects per scene at most
 BOX_WEIGHT = 2.0
 N_COLOURS = len(scenes.COLOURS)
+N_CLS_S, N_CLS_C = len(scenes.SHAPES) + 1, N_COLOURS + 1  # shape and colour classes, 0 = none
+# The head's outputs per token, in order: per cell shape + colour logits; place (2); box (4); centre flags
+# (per shape); place from the left (0 none, 1..SLOTS); per-shape count logits (0..SLOTS); per slot shape
+# + colour logits and box (4).
+HEAD = [("cells", SUB * SUB * (N_CLS_S + N_CLS_C)), ("place", 2), ("box", 4), ("centre", len(scenes.SHAPES)),
+        ("rank", SLOTS + 1), ("counts", len(scenes.SHAPES) * (SLOTS + 1)), ("slots", SLOTS * (N_CLS_S + N_CLS_C + 4))]
 
 
 def cell_coverage(o, side):
@@ -162,8 +168,7 @@ def main():
     tm.init_patch_embedding(model)
     vision = model.model.vision_tower
     d = tm.CFG["v_hidden"]
-    head = torch.nn.Linear(d, SUB * SUB * (len(scenes.SHAPES) + 1 + N_COLOURS + 1) + 2 + 4 + len(scenes.SHAPES)
-                           + SLOTS + 1 + len(scenes.SHAPES) * (SLOTS + 1) + SLOTS * (len(scenes.SHAPES) + 1 + N_COLOURS + 1 + 4))
+    head = torch.nn.Linear(d, sum(n for _, n in HEAD))
     params = list(vision.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.98), weight_decay=0.0)
     r = np.random.default_rng(tm.SEED)
@@ -194,34 +199,28 @@ def main():
 def dense_loss(vision, head, px, targets):
     """Cross-entropy of the per-cell shape and colour classes + the L1 error of each token's place +
     BOX_WEIGHT x the L1 error of the boxes + 4 x the centre flags' binary cross-entropy + the
-    cross-entropy of the object's place from the left + the scene
-    targets at every token (cross-entropy of the per-shape counts and of the slots' shape and colour
-    classes, BOX_WEIGHT x the L1 error of the slots' boxes); and (all-cell shape accuracy, shape
-    accuracy on object cells, colour accuracy, place L1, box L1, centre-flag recall, count accuracy,
-    slot class accuracy on filled slots, slot box L1, place-from-the-left accuracy on object tokens), the
-    scene figures over all tokens."""
+    cross-entropy of the object's place from the left + the scene targets at every token
+    (cross-entropy of the per-shape counts and of the slots' shape and colour classes, BOX_WEIGHT x
+    the L1 error of the slots' boxes); and (all-cell shape accuracy, shape accuracy on object cells,
+    colour accuracy, place L1, box L1, centre-flag recall, count accuracy, slot class accuracy on
+    filled slots, slot box L1, place-from-the-left accuracy on object tokens), the scene figures over
+    all tokens."""
     shp, col, box, has, centre, rank, counts, slots, slot_box = targets
     feats = vision(pixel_values=px).last_hidden_state  # (B, tokens, d)
     B, T = feats.shape[:2]
-    n_s, n_c, n_k = len(scenes.SHAPES) + 1, N_COLOURS + 1, len(scenes.SHAPES)
-    raw = head(feats)
-    cells = SUB * SUB * (n_s + n_c)
-    out = raw[..., :cells].reshape(B, T, SUB * SUB, n_s + n_c)
+    n_s, n_c, n_k = N_CLS_S, N_CLS_C, len(scenes.SHAPES)
+    part = dict(zip([name for name, _ in HEAD], head(feats).split([n for _, n in HEAD], -1)))
+    out = part["cells"].reshape(B, T, SUB * SUB, n_s + n_c)
     ls, lc = out[..., :n_s], out[..., n_s:]
     grid = tm.CFG["image"] // tm.CFG["patch"]
     t = torch.arange(grid * grid)
     place = torch.stack([(t // grid + 0.5) / grid, (t % grid + 0.5) / grid], 1)
-    place_l1 = (raw[..., cells:cells + 2] - place).abs().mean()
+    place_l1 = (part["place"] - place).abs().mean()
     at = has > 0
-    box_l1 = (raw[..., cells + 2:cells + 6][at] - box[at]).abs().mean()
-    o = cells + 6
-    centre_logits = raw[..., o:o + n_k]
-    o += n_k
-    rank_logits = raw[..., o:o + SLOTS + 1]
-    o += SLOTS + 1
-    count_logits = raw[..., o:o + n_k * (SLOTS + 1)].reshape(B, T, n_k, SLOTS + 1)
-    o += n_k * (SLOTS + 1)
-    slot_out = raw[..., o:].reshape(B, T, SLOTS, n_s + n_c + 4)
+    box_l1 = (part["box"][at] - box[at]).abs().mean()
+    centre_logits, rank_logits = part["centre"], part["rank"]
+    count_logits = part["counts"].reshape(B, T, n_k, SLOTS + 1)
+    slot_out = part["slots"].reshape(B, T, SLOTS, n_s + n_c + 4)
     each = lambda a: a[:, None].expand(B, T, *a.shape[1:])  # a scene target, at every token
     count_t, slot_t, slot_box_t = each(counts), each(slots), each(slot_box)
     filled = slot_t[..., 0] > 0
@@ -241,6 +240,7 @@ def dense_loss(vision, head, px, targets):
            float((count_logits.argmax(-1) == count_t).all(-1).float().mean()), float(slot_ok[filled].float().mean()),
            float(slot_l1.detach()), float((rank_logits.argmax(-1) == rank)[rank > 0].float().mean()))
     return loss, acc
+
 
 if __name__ == "__main__":
     main()
