@@ -19,14 +19,15 @@ const heldout = join(shapes, "heldout");
 
 /**
  * Measured on the committed set (2026-12-01, BENCHMARKS.md "Demo model accuracy") minus a margin of
- * about one flipped greedy answer: captions 22/24, counts 95/96, mAP@.5 0.913, mean mask IoU 0.650 /
- * 0.660 (big_vision / hf-demo). The mask IoU is below the 0.7 target.
+ * about one flipped greedy answer: captions 24/24, counts 95/96, mAP@.5 0.980, mAP@[.5:.95] 0.688 /
+ * 0.710, mean mask IoU 0.762 / 0.789 (big_vision / hf-demo). Every floor is at or above the issue's target (caption and count 90
+ * %, mAP@.5 0.8, mask IoU 0.7).
  */
 const FLOORS = {
-  caption: 0.87,
-  count: 0.96,
-  big_vision: { map50: 0.85, maskIou: 0.62 },
-  "hf-demo": { map50: 0.85, maskIou: 0.62 },
+  caption: 0.95,
+  count: 0.97,
+  big_vision: { map50: 0.94, map: 0.64, maskIou: 0.73 },
+  "hf-demo": { map50: 0.94, map: 0.66, maskIou: 0.75 },
 } as const;
 
 Deno.test("coco mAP: our evaluator agrees with pycocotools on synthetic detections", async () => {
@@ -106,6 +107,7 @@ Deno.test("shapes model: detection mAP and mask IoU on held-out scenes, both con
         got.maskIou.toFixed(4)
       }`;
       assert.ok(got.map50 >= FLOORS[c].map50, `${msg}; mAP@.5 floor ${FLOORS[c].map50}`);
+      assert.ok(got.map >= FLOORS[c].map, `${msg}; mAP floor ${FLOORS[c].map}`);
       assert.ok(got.maskIou >= FLOORS[c].maskIou, `${msg}; mask IoU floor ${FLOORS[c].maskIou}`);
     }
   } finally {

@@ -4,9 +4,10 @@
 #   2. pretrain_vision.py  stage 0: the SigLIP-style vision tower alone, dense shape/colour labels
 #   3. train_model.py   tiny PaliGemma, HF transformers, prefix-LM -> hf/ (float16 safetensors)
 #   4. make_heldout.py  24 held-out scenes + truth.json + the pycocotools mAP oracle (map_check.json)
-# then tests/reference/make_manifest.py. About 0.5 + 9 + 21 minutes on an idle 2-core CPU (stage 0: 24000
-# scenes made in 2 processes, 6000 steps on 2 threads; then 7500 steps at 0.165 s on 1 thread, the
-# batches made in a second process). Seeded and deterministic for a given torch build and thread count.
+# then tests/reference/make_manifest.py. About 0.5 + 9.5 + 19.5 minutes on an idle 2-core CPU (stage 0:
+# 24000 scenes made in 2 processes, 6000 steps on 2 threads; then 8500 steps at 0.137 s on 1 thread under
+# bfloat16 autocast, the batches made in a second process). Seeded and deterministic for a given torch
+# build and thread count.
 # PYTHON defaults to /root/.cache/pg/venv (requirements.txt; pycocotools too, see ../README.md).
 set -euo pipefail
 cd "$(dirname "$0")"
