@@ -97,7 +97,7 @@ def box_targets(sc, covs, grid):
         x1, y1, x2, y2 = o["box"]
         take = cells > best
         best[take] = cells[take]
-        box[take] = [y1 / h, x1 / w, y2 / h, x2 / w]
+        box[take] = scenes.box_fractions(o["box"], w, h)
         rank[take] = order[id(o)]
         cx, cy = (x1 + x2) / 2 / w, (y1 + y2) / 2 / h
         centre[min(int(cy * grid), grid - 1) * grid + min(int(cx * grid), grid - 1), scenes.SHAPES.index(o["shape"])] = 1
@@ -114,9 +114,8 @@ def scene_targets(sc):
     cls = np.zeros((SLOTS, 2), np.int64)
     box = np.zeros((SLOTS, 4), np.float32)
     for i, o in enumerate(scenes.left_to_right(sc["objects"])[:SLOTS]):
-        x1, y1, x2, y2 = o["box"]
         cls[i] = [scenes.SHAPES.index(o["shape"]) + 1, list(scenes.COLOURS).index(o["colour"]) + 1]
-        box[i] = [y1 / h, x1 / w, y2 / h, x2 / w]
+        box[i] = scenes.box_fractions(o["box"], w, h)
     return counts, cls, box
 
 

@@ -119,11 +119,15 @@ def count(scene, kind):
     return str(sum(o["shape"] == kind for o in scene["objects"]))
 
 
+def box_fractions(box, w, h):
+    """A pixel box [x1, y1, x2, y2] as PaliGemma orders and scales it: [y1, x1, y2, x2] / size."""
+    x1, y1, x2, y2 = box
+    return [y1 / h, x1 / w, y2 / h, x2 / w]
+
+
 def loc_tokens(box, w, h):
     """big_vision order and rounding: (y1, x1, y2, x2) / size, round(v * 1023), clipped."""
-    x1, y1, x2, y2 = box
-    vals = [y1 / h, x1 / w, y2 / h, x2 / w]
-    return "".join(f"<loc{int(np.clip(round(v * 1023), 0, 1023)):04d}>" for v in vals)
+    return "".join(f"<loc{int(np.clip(round(v * 1023), 0, 1023)):04d}>" for v in box_fractions(box, w, h))
 
 
 def objects_for(scene, labels):

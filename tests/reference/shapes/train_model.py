@@ -270,11 +270,12 @@ class StepBatches(torch.utils.data.Dataset):
 def jitter_locs(b, r):
     """The batch with some suffix loc input ids moved by a Gaussian number of bins (LOC_JITTER, with
     probability LOC_JITTER_P each); the labels keep the true bins."""
-    ids = b["input_ids"].clone()
+    ids = b["input_ids"]
     is_loc = (b["token_type_ids"] == 1) & (ids >= LOC0) & (ids < LOC0 + 1024)
     n = int(is_loc.sum())
     if n == 0 or LOC_JITTER <= 0:
         return b
+    ids = ids.clone()
     move = torch.from_numpy(np.rint(r.normal(0, LOC_JITTER, n)).astype(np.int64))
     move[torch.from_numpy(r.random(n) >= LOC_JITTER_P)] = 0
     ids[is_loc] = (ids[is_loc] - LOC0 + move).clamp(0, 1023) + LOC0
